@@ -1,0 +1,127 @@
+"""The OAuth 2.0 client-credentials exchange with ODC's token endpoint.
+
+The form is encoded once, by requests (ODC secrets contain ``+``, ``/`` and ``=``; pre-encoding them
+is a classic cause of ``invalid_client``). Redirects are not followed: a redirect would carry the
+secret wherever it points. OAuth errors fail at once with what to check; 429, 5xx and connection
+errors are retried, which is safe here because a token request changes nothing on the server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import requests
+
+from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.exceptions import OdcAuthError
+from airflow_provider_odc.retries import RetryPolicy
+
+_CREDENTIALS_HINT = (
+    "Check the Client ID (login) and Client secret (password) of the connection, and in the ODC Portal "
+    "(Management > Govern > API clients) that the API client is Available: not Revoked (suspended) or "
+    "Expired, and that its secret was not regenerated."
+)
+_REQUEST_HINT = (
+    "The token endpoint refused the request itself; check that the Portal domain (host) is an ODC "
+    "portal and that no proxy alters requests to it."
+)
+OAUTH_HINTS = {
+    "invalid_client": _CREDENTIALS_HINT,
+    "unauthorized_client": _CREDENTIALS_HINT,
+    "invalid_grant": _CREDENTIALS_HINT,
+    "invalid_request": _REQUEST_HINT,
+    "unsupported_grant_type": _REQUEST_HINT,
+    "invalid_scope": _REQUEST_HINT,
+}
+_MAX_DESCRIPTION = 300
+
+
+def exchange_client_credentials(
+    session: requests.Session,
+    token_endpoint: str,
+    *,
+    client_id: str,
+    client_secret: str,
+    conn_id: str,
+    timeout: float,
+    verify: bool | str,
+    retry: RetryPolicy,
+    clock: Callable[[], float] = time.time,
+) -> AccessToken:
+    """POST the client credentials and return the access token, or raise OdcAuthError."""
+    where = f"ODC connection '{conn_id}': token request to {token_endpoint}"
+    try:
+        response = retry.call(
+            lambda: session.post(
+                token_endpoint,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                },
+                headers={"Accept": "application/json"},
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,
+            ),
+            idempotent=True,
+            describe=f"Token request for connection '{conn_id}'",
+        )
+    except requests.RequestException as exc:
+        raise OdcAuthError(
+            f"{where} failed: {type(exc).__name__}. Check that the workers can reach the portal.",
+            retryable=True,
+        ) from None
+    received_at = clock()
+    status = response.status_code
+    if 300 <= status < 400:
+        raise OdcAuthError(
+            f"{where} answered with a redirect (HTTP {status}); redirects are not followed, so the client "
+            "secret goes nowhere else. Check the Portal domain (host)."
+        )
+    body = _json_or_none(response)
+    if status != 200:
+        raise _error_for(where, status, body, client_secret)
+    return _token_from(body, where, received_at)
+
+
+def _json_or_none(response: requests.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_for(where: str, status: int, body: object, client_secret: str) -> OdcAuthError:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str) and 400 <= status < 500 and status != 429:
+        description = body.get("error_description") if isinstance(body, dict) else None
+        text = f"{where} was refused (HTTP {status}): {error}"
+        if isinstance(description, str) and description:
+            safe = description.replace(client_secret, "***")[:_MAX_DESCRIPTION]
+            text += f" ({safe})"
+        hint = OAUTH_HINTS.get(error, _CREDENTIALS_HINT if status == 401 else _REQUEST_HINT)
+        return OdcAuthError(f"{text}. {hint}", oauth_error=error)
+    retryable = status == 429 or status >= 500
+    advice = "ODC's identity service is unavailable; try again later." if retryable else _REQUEST_HINT
+    return OdcAuthError(f"{where} answered HTTP {status}. {advice}", retryable=retryable)
+
+
+def _token_from(body: object, where: str, received_at: float) -> AccessToken:
+    if not isinstance(body, dict):
+        raise OdcAuthError(f"{where} answered 200 without a JSON object.", retryable=True)
+    value = body.get("access_token")
+    token_type = body.get("token_type")
+    expires_in = body.get("expires_in")
+    if not isinstance(value, str) or not value:
+        raise OdcAuthError(f"{where} answered 200 without an access_token.")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise OdcAuthError(f"{where} returned token_type {token_type!r}; only Bearer tokens are supported.")
+    try:
+        lifetime = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        lifetime = -1.0
+    if isinstance(expires_in, bool) or not lifetime > 0:
+        raise OdcAuthError(f"{where} returned expires_in {expires_in!r}; a positive number of seconds is required.")
+    return AccessToken(value=value, token_type="Bearer", expires_at=received_at + lifetime, issued_at=received_at)

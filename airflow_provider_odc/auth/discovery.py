@@ -1,0 +1,86 @@
+"""Find the token endpoint through ODC's OIDC discovery document, and refuse one we must not trust.
+
+The token endpoint receives the client secret, so it must be on the portal's own origin and use https
+(plain http only when the portal itself is a loopback address, i.e. the local emulator). A document
+that is not JSON or lacks ``token_endpoint`` is refused before any credential is sent.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import requests
+
+from airflow_provider_odc.exceptions import OdcAuthError
+from airflow_provider_odc.retries import RetryPolicy
+from airflow_provider_odc.settings import is_loopback_host, origin_of
+
+DISCOVERY_PATH = "/identity/.well-known/openid-configuration"
+
+
+def discovery_url(origin: str) -> str:
+    return origin + DISCOVERY_PATH
+
+
+def fetch_token_endpoint(
+    session: requests.Session,
+    origin: str,
+    *,
+    conn_id: str,
+    timeout: float,
+    verify: bool | str,
+    retry: RetryPolicy,
+) -> str:
+    """GET the discovery document of ``origin`` and return its validated ``token_endpoint``."""
+    url = discovery_url(origin)
+    where = f"ODC connection '{conn_id}': OIDC discovery at {url}"
+    try:
+        response = retry.call(
+            lambda: session.get(
+                url,
+                headers={"Accept": "application/json"},
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,
+            ),
+            idempotent=True,
+            describe=f"OIDC discovery for connection '{conn_id}'",
+        )
+    except requests.RequestException as exc:
+        raise OdcAuthError(
+            f"{where} failed: {type(exc).__name__}. Check the Portal domain (host) and that the workers can reach it.",
+            retryable=True,
+        ) from None
+    if response.status_code != 200:
+        raise OdcAuthError(
+            f"{where} answered HTTP {response.status_code}. Check that the Portal domain (host) is your "
+            "ODC portal domain, e.g. acme.outsystems.dev.",
+            retryable=response.status_code >= 500 or response.status_code == 429,
+        )
+    try:
+        document = response.json()
+    except ValueError:
+        raise OdcAuthError(
+            f"{where} did not return JSON. Check that the Portal domain (host) is your ODC portal domain."
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("token_endpoint"), str):
+        raise OdcAuthError(f"{where} returned a document without a 'token_endpoint'; no credentials were sent.")
+    return validate_token_endpoint(document["token_endpoint"], origin, conn_id=conn_id)
+
+
+def validate_token_endpoint(token_endpoint: str, origin: str, *, conn_id: str) -> str:
+    """Return ``token_endpoint`` if it is on ``origin`` (and https unless loopback); else refuse it."""
+    try:
+        parts = urlsplit(token_endpoint)
+        endpoint_origin = origin_of(token_endpoint)
+    except ValueError:
+        endpoint_origin, parts = "", urlsplit("")
+    prefix = f"ODC connection '{conn_id}': refused the token endpoint {token_endpoint!r} from discovery"
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+        raise OdcAuthError(f"{prefix}: it is not https. No credentials were sent.")
+    if endpoint_origin != origin:
+        raise OdcAuthError(
+            f"{prefix}: it is not on the portal's origin {origin}. No credentials were sent; check the "
+            "Portal domain (host) of the connection."
+        )
+    return token_endpoint

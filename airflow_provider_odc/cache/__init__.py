@@ -1,0 +1,1 @@
+"""The encrypted, shared access-token cache."""

@@ -1,0 +1,56 @@
+"""One small hierarchy, so DAG authors can catch what they can act on.
+
+Messages name the connection id and what to check; they never carry a token, a secret or headers.
+Raised ``from None`` where the cause is our own plumbing, so a task log shows the message, not our
+internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class OdcError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class OdcConfigError(OdcError):
+    """The Airflow connection is missing a field or holds a value the provider cannot use."""
+
+
+class OdcAuthError(OdcError):
+    """Discovery or the client-credentials exchange failed.
+
+    ``retryable`` is False for answers that a retry cannot change (bad credentials, a refused
+    discovery document); True for transient failures that outlasted the retries.
+    """
+
+    def __init__(self, message: str, *, oauth_error: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.oauth_error = oauth_error
+        self.retryable = retryable
+
+
+class OdcApiError(OdcError):
+    """An ODC API call answered with an error status (RFC 7807 ProblemDetails fields kept)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        status: int | None,
+        problem: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.status = status
+        problem = problem or {}
+        self.title: str | None = problem.get("title")
+        self.detail: str | None = problem.get("detail")
+        self.error_code: str | None = problem.get("errorCode")
+        self.trace_id: str | None = problem.get("traceId")
