@@ -1,0 +1,28 @@
+"""Test-wide set-up: a throwaway AIRFLOW_HOME, set before anything imports Airflow.
+
+Tests never touch a developer's real Airflow home or database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_HOME = tempfile.mkdtemp(prefix="odc-tests-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent / "dags")
+os.environ.setdefault("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+# Everything runs at DEBUG, so the secret-hygiene tests see every line the provider could write.
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "DEBUG"
+
+import pytest  # noqa: E402
+
+from airflow_provider_odc.cache.token_cache import TokenCache  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> None:
+    """Each test starts like a new worker process: no token in memory."""
+    TokenCache.forget_all()

@@ -1,0 +1,89 @@
+"""The access token and the client secret never show up in logs (DEBUG included) or error messages."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from airflow.sdk.log import redact
+
+from airflow_provider_odc.exceptions import OdcError
+
+ENVIRONMENTS = "/api/portfolios/v2/environments"
+ASSETS = "/api/asset-repository/v1/assets"
+
+
+@pytest.fixture
+def airflow_masking_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Switch off Airflow's own log redaction (secrets masker, JWT pattern), so the test sees what the
+    provider itself writes: ``airflow dags test`` masks nothing, and a provider must not rely on it."""
+    import importlib
+
+    # Airflow vendors its logging helpers twice (airflow._shared and airflow.sdk._shared): patch both.
+    for prefix in ("airflow._shared", "airflow.sdk._shared"):
+        masker = importlib.import_module(f"{prefix}.secrets_masker.secrets_masker")
+        monkeypatch.setattr(masker.SecretsMasker, "mask_secrets_in_logs", False)
+        monkeypatch.setattr(importlib.import_module(f"{prefix}.logging.structlog"), "JWT_PATTERN", re.compile("(?!)"))
+    yield
+
+
+def test_full_flow_at_debug_leaks_nothing(
+    airflow_masking_off: None,
+    make_hook: Any,
+    odc_emulator: Any,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger: ours, requests, urllib3
+    caplog.set_level(logging.DEBUG, logger="airflow.task")  # where hooks log (Airflow sets it to INFO)
+    tokens: set[str] = set()
+    messages: list[str] = []
+
+    def expect_error(call: Any) -> None:
+        with pytest.raises(OdcError) as caught:
+            call()
+        messages.extend([str(caught.value), repr(caught.value), repr(vars(caught.value))])
+
+    hook = make_hook()
+    hook.request("GET", ENVIRONMENTS)
+    list(hook.paginate(ASSETS, page_size=10))
+    tokens.add(hook.get_access_token())
+
+    odc_emulator.revoke_tokens()  # 401 -> refresh -> retry
+    hook.request("GET", ENVIRONMENTS)
+    tokens.add(hook.get_access_token())
+
+    odc_emulator.add_fault(target="api", status=429, count=1, retry_after="0")
+    odc_emulator.add_fault(target="api", status=503, count=1)
+    hook.request("GET", ENVIRONMENTS)
+    expect_error(lambda: hook.request("GET", ASSETS + "/00000000-0000-0000-0000-000000000000"))
+    odc_emulator.add_fault(target="api", status=401, count=2)
+    expect_error(lambda: hook.request("GET", ENVIRONMENTS))
+    tokens.add(hook.get_access_token())
+
+    secret = odc_emulator.client_secret
+    wrong = "wrong-but-still-a-secret-value"
+    expect_error(lambda: make_hook("odc_wrong", password=wrong).request("GET", ENVIRONMENTS))
+    messages.append(make_hook("odc_wrong", password=wrong).test_connection()[1])
+    messages.append(make_hook().test_connection()[1])
+
+    captured = capsys.readouterr()
+    everything = "\n".join([caplog.text, captured.out, captured.err, *messages])
+    assert len(tokens) == 3, "the flow should have used three different tokens"
+    assert "ODC GET /api/portfolios/v2/environments -> 401" in everything, "DEBUG lines were not captured"
+    assert "invalid_client" in everything
+    for value in [*tokens, secret, wrong]:
+        assert value not in everything
+        for piece in value.split("."):  # a JWT's parts, e.g. its payload, leak as much as the whole
+            assert len(piece) < 8 or piece not in everything
+
+
+def test_tokens_and_secret_are_registered_with_airflows_masker(make_hook: Any, odc_emulator: Any) -> None:
+    hook = make_hook(extra={"cache_secret": "separate-cache-secret"})
+    token = hook.get_access_token()
+    assert redact(f"token={token}") == "token=***"
+    assert redact(f"secret={odc_emulator.client_secret}") == "secret=***"
+    assert redact("cache=separate-cache-secret") == "cache=***"

@@ -1,0 +1,114 @@
+"""Connection parsing: defaults, accepted spellings, and clear errors that name the connection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from airflow_provider_odc.exceptions import OdcConfigError
+from airflow_provider_odc.settings import OdcConnectionSettings
+
+
+@dataclass
+class Conn:
+    conn_id: str = "odc_test"
+    host: str | None = "acme.outsystems.dev"
+    login: str | None = "client-id"
+    password: str | None = "s3cr3t+/=&"
+    port: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]:
+        return self.extra
+
+
+def test_defaults_for_a_bare_connection() -> None:
+    settings = OdcConnectionSettings.from_connection(Conn())
+    assert settings.origin == "https://acme.outsystems.dev"
+    assert (settings.client_id, settings.client_secret) == ("client-id", "s3cr3t+/=&")
+    assert settings.timeout == 60 and settings.verify is True and settings.refresh_margin == 300
+    assert settings.cache_mode == "variable" and settings.cache_secret is None and settings.max_retries == 3
+
+
+def test_secret_is_not_in_repr() -> None:
+    settings = OdcConnectionSettings.from_connection(Conn(extra={"cache_secret": "another-secret-value"}))
+    assert "s3cr3t" not in repr(settings) and "another-secret-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "origin"),
+    [
+        ("https://acme.outsystems.dev/", None, "https://acme.outsystems.dev"),
+        ("ACME.outsystems.dev", None, "https://acme.outsystems.dev"),
+        ("https://acme.outsystems.dev:443", None, "https://acme.outsystems.dev"),
+        ("http://127.0.0.1:8080", None, "http://127.0.0.1:8080"),
+        ("http://localhost", 9000, "http://localhost:9000"),
+        ("acme.outsystems.dev", 8443, "https://acme.outsystems.dev:8443"),
+    ],
+)
+def test_host_spellings(host: str, port: int | None, origin: str) -> None:
+    assert OdcConnectionSettings.from_connection(Conn(host=host, port=port)).origin == origin
+
+
+def test_react_form_nulls_and_string_numbers() -> None:
+    """The Airflow 3 form stores every conn-field, empty ones as null, numbers sometimes as strings."""
+    extra = {
+        "timeout": "15",
+        "verify": None,
+        "ca_bundle_path": None,
+        "refresh_margin_seconds": "600",
+        "cache_mode": None,
+        "cache_secret": "",
+        "max_retries": "5",
+    }
+    settings = OdcConnectionSettings.from_connection(Conn(extra=extra))
+    assert settings.timeout == 15 and settings.refresh_margin == 600 and settings.max_retries == 5
+    assert settings.verify is True and settings.cache_mode == "variable" and settings.cache_secret is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "verify"),
+    [
+        ({"verify": False}, False),
+        ({"verify": "false"}, False),
+        ({"verify": "/etc/ssl/ca.pem"}, "/etc/ssl/ca.pem"),
+        ({"ca_bundle_path": "/etc/ssl/corp.pem"}, "/etc/ssl/corp.pem"),
+        ({"verify": True, "ca_bundle_path": "/etc/ssl/corp.pem"}, "/etc/ssl/corp.pem"),
+    ],
+)
+def test_verify_options(extra: dict[str, Any], verify: bool | str) -> None:
+    assert OdcConnectionSettings.from_connection(Conn(extra=extra)).verify == verify
+
+
+@pytest.mark.parametrize(
+    ("conn", "words"),
+    [
+        (Conn(host=""), "Portal domain (host) is empty"),
+        (Conn(host="http://acme.outsystems.dev"), "plain http"),
+        (Conn(host="https://acme.outsystems.dev/apps/x"), "has a path"),
+        (Conn(host="ftp://acme.outsystems.dev"), "not a valid domain"),
+        (Conn(login=" "), "Client ID (login) is empty"),
+        (Conn(password=None), "Client secret (password) is empty"),
+        (Conn(extra={"timeout": "soon"}), "extra 'timeout' is 'soon'; it must be a number"),
+        (Conn(extra={"timeout": 0}), "it must be at least 1"),
+        (Conn(extra={"max_retries": 50}), "between 0 and 10"),
+        (Conn(extra={"cache_mode": "redis"}), "use one of variable, memory, off"),
+        (Conn(extra={"verify": 3}), "extra 'verify'"),
+    ],
+)
+def test_bad_values_name_the_connection_and_the_field(conn: Conn, words: str) -> None:
+    with pytest.raises(OdcConfigError) as caught:
+        OdcConnectionSettings.from_connection(conn)
+    assert str(caught.value).startswith("ODC connection 'odc_test': ")
+    assert words in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_cache_identity_changes_with_the_secret_and_hides_it() -> None:
+    one = OdcConnectionSettings.from_connection(Conn())
+    rotated = OdcConnectionSettings.from_connection(Conn(password="rotated-secret"))
+    assert one.cache_identity != rotated.cache_identity
+    assert "s3cr3t" not in one.cache_identity

@@ -1,0 +1,73 @@
+"""Refresh arithmetic on a controlled clock, and Retry-After parsing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.retries import parse_retry_after, retryable_status
+
+T0 = 1_800_000_000.0
+ODC_LIFETIME = 43_200.0
+
+
+def odc_token(lifetime: float = ODC_LIFETIME) -> AccessToken:
+    return AccessToken(value="tok-abcdef", token_type="Bearer", expires_at=T0 + lifetime, issued_at=T0)
+
+
+def test_reused_until_the_margin_before_expiry() -> None:
+    token = odc_token()
+    margin = 300
+    assert not token.needs_refresh(T0, margin)
+    assert not token.needs_refresh(T0 + ODC_LIFETIME - 301, margin)
+    assert token.needs_refresh(T0 + ODC_LIFETIME - 300, margin)
+    assert token.needs_refresh(T0 + ODC_LIFETIME + 1, margin)
+    assert not token.is_expired(T0 + ODC_LIFETIME - 1) and token.is_expired(T0 + ODC_LIFETIME)
+
+
+def test_margin_never_exceeds_half_the_lifetime() -> None:
+    short = odc_token(lifetime=60)
+    assert short.refresh_due_at(margin=300) == T0 + 30
+    assert not short.needs_refresh(T0 + 29, margin=300)
+    assert short.needs_refresh(T0 + 30, margin=300)
+
+
+def test_fingerprint_and_repr_do_not_reveal_the_token() -> None:
+    token = odc_token()
+    assert "tok-abcdef" not in repr(token)
+    assert len(token.fingerprint) == 12 and token.fingerprint not in token.value
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("3", 3.0), ("0", 0.0), (" 2.5 ", 2.5), ("-4", 0.0), ("100000", 120.0), ("soon", None), ("", None), (None, None)],
+)
+def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header, now=T0) == seconds
+
+
+def test_retry_after_http_date() -> None:
+    moment = datetime.fromtimestamp(T0 + 7, tz=timezone.utc)
+    assert parse_retry_after(format_datetime(moment, usegmt=True), now=T0) == pytest.approx(7.0)
+    past = datetime.fromtimestamp(T0 - 60, tz=timezone.utc)
+    assert parse_retry_after(format_datetime(past, usegmt=True), now=T0) == 0.0
+    far = datetime.fromtimestamp(T0 + 3600, tz=timezone.utc)
+    assert parse_retry_after(format_datetime(far, usegmt=True), now=T0, cap=60) == 60.0
+
+
+@pytest.mark.parametrize(
+    ("status", "idempotent", "retry"),
+    [
+        (429, False, True),
+        (429, True, True),
+        (503, True, True),
+        (503, False, False),
+        (500, False, False),
+        (404, True, False),
+    ],
+)
+def test_which_statuses_are_retried(status: int, idempotent: bool, retry: bool) -> None:
+    assert retryable_status(status, idempotent=idempotent) is retry
