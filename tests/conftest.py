@@ -12,7 +12,7 @@ from pathlib import Path
 _HOME = tempfile.mkdtemp(prefix="odc-tests-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent / "dags")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "example_dags")
 os.environ.setdefault("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
 # Everything runs at DEBUG, so the secret-hygiene tests see every line the provider could write.
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "DEBUG"
@@ -26,3 +26,10 @@ from airflow_provider_odc.cache.token_cache import TokenCache  # noqa: E402
 def _fresh_process_caches() -> None:
     """Each test starts like a new worker process: no token in memory."""
     TokenCache.forget_all()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Airflow logs 'Disposing DB connection pool' at exit, after pytest closed the captured streams."""
+    import logging
+
+    logging.getLogger("airflow.settings").disabled = True

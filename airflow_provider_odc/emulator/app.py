@@ -1,0 +1,511 @@
+"""The emulator's HTTP surface: ODC discovery, token and API endpoints, plus the ``/_emulator`` test controls.
+
+Handlers are ``async`` so an injected latency (``asyncio.sleep``) never blocks other clients; they touch the
+shared ``EmulatorState`` only through its short, locked methods. Paths, status codes and bodies follow the
+official ODC OpenAPI specs and the documented Keycloak-style authentication; where ODC documents nothing
+(token error bodies, error codes) the emulator does what Keycloak / ASP.NET Core usually do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import secrets
+import uuid
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from airflow_provider_odc.emulator.seed import parse_sort, query_assets
+from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
+
+DISCOVERY_PATH = "/identity/.well-known/openid-configuration"
+TOKEN_ROUTE = "/auth/realms/{realm}/protocol/openid-connect/token"
+ASSETS_ROUTE = "/api/asset-repository/v1/assets"
+ASSET_ROUTE = "/api/asset-repository/v1/assets/{assetKey}"
+ENVIRONMENTS_ROUTE = "/api/portfolios/v2/environments"
+CONTROL_PREFIX = "/_emulator"
+INT32_MAX = 2**31 - 1
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# ASP.NET Core's default ProblemDetails ``type`` links.
+PROBLEM_TYPES = {
+    400: "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+    401: "https://tools.ietf.org/html/rfc9110#section-15.5.2",
+    403: "https://tools.ietf.org/html/rfc9110#section-15.5.4",
+    404: "https://tools.ietf.org/html/rfc9110#section-15.5.5",
+    405: "https://tools.ietf.org/html/rfc9110#section-15.5.6",
+    409: "https://tools.ietf.org/html/rfc9110#section-15.5.10",
+    422: "https://tools.ietf.org/html/rfc9110#section-15.5.21",
+    429: "https://tools.ietf.org/html/rfc6585#section-4",
+    500: "https://tools.ietf.org/html/rfc9110#section-15.6.1",
+    502: "https://tools.ietf.org/html/rfc9110#section-15.6.3",
+    503: "https://tools.ietf.org/html/rfc9110#section-15.6.4",
+    504: "https://tools.ietf.org/html/rfc9110#section-15.6.5",
+}
+
+NOT_JSON_PAGE = (
+    "<!DOCTYPE html><html><head><title>Sign in</title></head>"
+    "<body><p>This is not the OpenID configuration you are looking for.</p></body></html>"
+)
+
+
+class QueryError(ValueError):
+    """A bad query parameter; becomes an ASP.NET-style validation ProblemDetails (400)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class ControlError(ValueError):
+    """A bad ``/_emulator`` request body."""
+
+
+# Responses ---------------------------------------------------------------------------------------------
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    error_code: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> JSONResponse:
+    """RFC 7807 body with ODC's extra ``traceId`` and ``errorCode`` fields."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPES.get(status, "about:blank"),
+        "title": title or _status_phrase(status),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "traceId": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
+        "errorCode": error_code,
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def validation_problem(request: Request, error: QueryError, error_code: str) -> JSONResponse:
+    return problem_response(
+        request,
+        400,
+        str(error),
+        error_code,
+        title="One or more validation errors occurred.",
+        errors={error.parameter: [str(error)]},
+    )
+
+
+def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """RFC 6749 section 5.2 error body, as Keycloak sends it."""
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def _fault_headers(fault: Fault) -> dict[str, str]:
+    return {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+
+
+def discovery_document(base_url: str, realm_path: str) -> dict[str, Any]:
+    """The documented sample (Keycloak layout) completed with the usual Keycloak fields."""
+    issuer = f"{base_url}{realm_path}"
+    oidc = f"{issuer}/protocol/openid-connect"
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{oidc}/auth",
+        "token_endpoint": f"{oidc}/token",
+        "introspection_endpoint": f"{oidc}/token/introspect",
+        "userinfo_endpoint": f"{oidc}/userinfo",
+        "end_session_endpoint": f"{oidc}/logout",
+        "frontchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": True,
+        "jwks_uri": f"{oidc}/certs",
+        "check_session_iframe": f"{oidc}/login-status-iframe.html",
+        "grant_types_supported": [
+            "authorization_code",
+            "implicit",
+            "refresh_token",
+            "password",
+            "client_credentials",
+            "urn:openid:params:grant-type:ciba",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+        "acr_values_supported": ["0", "1"],
+        "response_types_supported": [
+            "code",
+            "none",
+            "id_token",
+            "token",
+            "id_token token",
+            "code id_token",
+            "code token",
+            "code id_token token",
+        ],
+        "subject_types_supported": ["public", "pairwise"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "scopes_supported": ["openid", "profile", "email"],
+    }
+
+
+# Query parameters --------------------------------------------------------------------------------------
+
+
+def _int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(name, f"The value '{raw}' is not valid for {name}.") from None
+    if not minimum <= value <= maximum:
+        raise QueryError(name, f"The field {name} must be between {minimum} and {maximum}.")
+    return value
+
+
+def _list_param(request: Request, name: str) -> list[str]:
+    """Arrays arrive as repeated keys (``?a=x&a=y``) or comma-separated (``?a=x,y``); accept both."""
+    values: list[str] = []
+    for raw in request.query_params.getlist(name):
+        values.extend(part.strip() for part in raw.split(",") if part.strip())
+    return values
+
+
+def _bool_param(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise QueryError(name, f"The value '{raw}' is not valid for {name}.")
+
+
+# Request log middleware --------------------------------------------------------------------------------
+
+
+class RecordingMiddleware:
+    """Logs every non-control request (without secrets) and the TCP connection it arrived on."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        if scope["path"].endswith("/protocol/openid-connect/token"):
+            query = "&".join(name for name, _ in parse_qsl(query, keep_blank_values=True))
+        record = self.state.record_request(
+            method=scope["method"],
+            path=scope["path"],
+            query=query,
+            authorization=any(name.lower() == b"authorization" for name, _ in scope.get("headers", [])),
+            client=scope.get("client"),
+        )
+        scope.setdefault("state", {})["odc_request_record"] = record
+
+        async def send_and_note(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.state.note_response(record, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, send_and_note)
+
+
+# Application -------------------------------------------------------------------------------------------
+
+
+def create_app(state: EmulatorState) -> FastAPI:
+    """Build the ASGI app serving one emulator ``state``."""
+    app = FastAPI(title="ODC emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.emulator = state
+    app.add_middleware(RecordingMiddleware, state=state)
+
+    async def serve_fault(request: Request, kind: str) -> Fault | None:
+        fault = state.take_fault(kind, request.url.path)
+        if fault is not None and fault.latency > 0:
+            await asyncio.sleep(fault.latency)
+        return fault
+
+    async def guard_api(request: Request, template: str) -> Response | None:
+        """Count the call, apply faults, then demand a valid bearer token; a Response means 'stop here'."""
+        state.count_api_call(f"{request.method} {template}")
+        fault = await serve_fault(request, "api")
+        if fault is not None and fault.status is not None:
+            headers = _fault_headers(fault)
+            if fault.status == 401:
+                state.count_unauthorized()
+                headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return problem_response(
+                request,
+                fault.status,
+                f"Fault injected by the ODC emulator (target {fault.target!r}).",
+                f"OS-GATEWAY-{fault.status}01",
+                headers=headers,
+            )
+        reason = state.token_problem(request.headers.get("authorization"))
+        if reason is None:
+            return None
+        state.count_unauthorized()
+        return problem_response(
+            request,
+            401,
+            reason,
+            "OS-IDENTITY-40101",
+            headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+        )
+
+    # Authentication ----------------------------------------------------------------------------------
+
+    @app.get(DISCOVERY_PATH)
+    async def openid_configuration(request: Request) -> Response:
+        state.count_discovery_request()
+        fault = await serve_fault(request, "discovery")
+        if fault is not None and fault.status is not None:
+            return problem_response(
+                request,
+                fault.status,
+                "Fault injected by the ODC emulator (target 'discovery').",
+                f"OS-IDENTITY-{fault.status}01",
+                headers=_fault_headers(fault),
+            )
+        config = state.config()
+        if config.discovery_mode == "not_json":
+            return HTMLResponse(NOT_JSON_PAGE)
+        if config.discovery_mode == "override":
+            return JSONResponse(config.discovery_document)
+        document = discovery_document(str(request.base_url).rstrip("/"), state.realm_path)
+        if config.discovery_mode == "missing_token_endpoint":
+            del document["token_endpoint"]
+        return JSONResponse(document)
+
+    @app.post(TOKEN_ROUTE)
+    async def token(request: Request, realm: str) -> Response:
+        state.count_token_request()
+        fault = await serve_fault(request, "token")
+        if fault is not None and fault.status is not None:
+            error = {400: "invalid_request", 401: "invalid_client"}.get(fault.status, "temporarily_unavailable")
+            description = f"Fault injected by the ODC emulator (HTTP {fault.status})."
+            return oauth_error(fault.status, error, description, _fault_headers(fault))
+        redirect_to = state.config().token_redirect_to
+        if redirect_to:
+            return Response(status_code=307, headers={"Location": redirect_to})
+        if realm != state.realm:
+            return JSONResponse({"error": "Realm does not exist"}, status_code=404)
+
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return oauth_error(400, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
+        pairs = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        state.note_form_fields(getattr(request.state, "odc_request_record", None), [name for name, _ in pairs])
+        form: dict[str, str] = {}
+        for name, value in pairs:
+            if name in form:
+                return oauth_error(400, "invalid_request", f"Duplicate form parameter: {name}")
+            form[name] = value
+
+        # client_secret_basic: RFC 6749 section 2.3.1 form-encodes id and secret before base64.
+        basic_used = False
+        authorization = request.headers.get("authorization", "")
+        if authorization[:6].lower() == "basic ":
+            if "client_secret" in form:
+                return oauth_error(400, "invalid_request", "Use only one client authentication method.")
+            try:
+                decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return oauth_error(401, "invalid_client", "Invalid client or Invalid client credentials")
+            basic_id, _, basic_secret = decoded.partition(":")
+            form.setdefault("client_id", unquote_plus(basic_id))
+            form["client_secret"] = unquote_plus(basic_secret)
+            basic_used = True
+
+        for required in ("grant_type", "client_id", "client_secret"):
+            if not form.get(required):
+                return oauth_error(400, "invalid_request", f"Missing form parameter: {required}")
+        if not state.check_client(form["client_id"], form["client_secret"]):
+            challenge = {"WWW-Authenticate": f'Basic realm="{state.realm}"'} if basic_used else None
+            return oauth_error(401, "invalid_client", "Invalid client or Invalid client credentials", challenge)
+        if form["grant_type"] != "client_credentials":
+            return oauth_error(400, "unsupported_grant_type", f"Unsupported grant_type: {form['grant_type']}")
+
+        issuer = f"{str(request.base_url).rstrip('/')}{state.realm_path}"
+        access_token, lifetime = state.issue_token(issuer)
+        body = {
+            "access_token": access_token,
+            "expires_in": lifetime,
+            "token_type": "Bearer",
+            "not-before-policy": 0,
+            "scope": TOKEN_SCOPE,
+        }
+        return JSONResponse(body, headers=NO_STORE)
+
+    # Asset repository --------------------------------------------------------------------------------
+
+    @app.get(ASSETS_ROUTE)
+    async def list_assets(request: Request) -> Response:
+        denied = await guard_api(request, ASSETS_ROUTE)
+        if denied is not None:
+            return denied
+        try:
+            limit = _int_param(request, "limit", 100, 1, 1000)
+            offset = _int_param(request, "offset", 0, 0, INT32_MAX)
+            is_external = _bool_param(request, "isExternal")
+            raw_sort = request.query_params.get("sort")
+            try:
+                sort = parse_sort(raw_sort) if raw_sort else None
+            except ValueError as error:
+                raise QueryError("sort", str(error)) from None
+        except QueryError as error:
+            return validation_problem(request, error, "OS-APPS-40001")
+        selected = query_assets(
+            state.assets,
+            name_contains=request.query_params.get("nameContains"),
+            name_or_description_contains=request.query_params.get("nameOrDescriptionContains"),
+            asset_types=_list_param(request, "assetTypes"),
+            asset_keys=_list_param(request, "assetKeys"),
+            portfolio_keys=_list_param(request, "portfolioKeys"),
+            is_external=is_external,
+            sort=sort,
+        )
+        total = len(selected)
+        results = selected[offset : offset + limit]
+        page = {
+            "count": len(results),
+            "limit": limit,
+            "offset": offset,
+            "nextPageOffset": offset + limit if offset + limit < total else None,
+            "totalResults": total,
+            "totalPages": -(-total // limit),
+        }
+        return JSONResponse({"page": page, "results": results})
+
+    @app.get(ASSET_ROUTE)
+    async def get_asset(request: Request, assetKey: str) -> Response:
+        denied = await guard_api(request, ASSET_ROUTE)
+        if denied is not None:
+            return denied
+        asset = state.assets_by_key.get(assetKey.casefold())
+        if asset is None:
+            return problem_response(request, 404, f"Asset '{assetKey}' was not found.", "OS-APPS-40401")
+        return JSONResponse(asset)
+
+    # Portfolio ---------------------------------------------------------------------------------------
+
+    @app.get(ENVIRONMENTS_ROUTE)
+    async def list_environments(request: Request) -> Response:
+        denied = await guard_api(request, ENVIRONMENTS_ROUTE)
+        if denied is not None:
+            return denied
+        portfolio_key = request.query_params.get("portfolioKey")
+        environments = sorted(state.environments, key=lambda environment: environment["order"])
+        if portfolio_key:
+            try:
+                wanted = uuid.UUID(portfolio_key)
+            except ValueError:
+                error = QueryError("portfolioKey", f"The value '{portfolio_key}' is not a valid GUID.")
+                return validation_problem(request, error, "OS-PORTFOLIO-40001")
+            environments = [e for e in environments if uuid.UUID(e["portfolioKey"]) == wanted]
+        return JSONResponse({"results": environments})
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    async def not_emulated(request: Request, rest: str) -> Response:
+        denied = await guard_api(request, request.url.path)
+        if denied is not None:
+            return denied
+        detail = f"The ODC emulator does not implement {request.method} {request.url.path}."
+        return problem_response(request, 404, detail, "OS-GATEWAY-40401")
+
+    # Test controls (no auth; loopback only) ----------------------------------------------------------
+
+    async def json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise ControlError("The body must be a JSON object.") from None
+        if not isinstance(body, dict):
+            raise ControlError("The body must be a JSON object.")
+        unknown = set(body) - allowed
+        if unknown:
+            raise ControlError(f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(allowed))}")
+        return body
+
+    def control_error(error: ValueError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+    @app.get(f"{CONTROL_PREFIX}/stats")
+    async def control_stats() -> Response:
+        return JSONResponse(state.stats())
+
+    @app.post(f"{CONTROL_PREFIX}/reset")
+    async def control_reset() -> Response:
+        state.reset()
+        return JSONResponse({"reset": True})
+
+    @app.get(f"{CONTROL_PREFIX}/faults")
+    async def control_list_faults() -> Response:
+        return JSONResponse({"pending": state.pending_faults()})
+
+    @app.post(f"{CONTROL_PREFIX}/faults")
+    async def control_add_fault(request: Request) -> Response:
+        try:
+            body = await json_object(request, {"target", "status", "count", "retry_after", "latency", "path_prefix"})
+            fault = state.add_fault(**body)
+        except ValueError as error:
+            return control_error(error)
+        return JSONResponse({"fault": fault.as_dict(), "pending": state.pending_faults()})
+
+    @app.delete(f"{CONTROL_PREFIX}/faults")
+    async def control_clear_faults() -> Response:
+        state.clear_faults()
+        return JSONResponse({"pending": []})
+
+    @app.post(f"{CONTROL_PREFIX}/revoke")
+    async def control_revoke() -> Response:
+        return JSONResponse({"revoked": state.revoke_tokens()})
+
+    @app.get(f"{CONTROL_PREFIX}/config")
+    async def control_get_config() -> Response:
+        return JSONResponse(state.config_view())
+
+    @app.post(f"{CONTROL_PREFIX}/config")
+    async def control_configure(request: Request) -> Response:
+        allowed = {"token_lifetime", "client_secret", "discovery", "token_redirect_to", "clock_offset"}
+        try:
+            return JSONResponse(state.configure(**await json_object(request, allowed)))
+        except ValueError as error:
+            return control_error(error)
+
+    @app.get(f"{CONTROL_PREFIX}/requests")
+    async def control_requests(request: Request) -> Response:
+        try:
+            limit = _int_param(request, "limit", 50, 1, 1000)
+        except QueryError as error:
+            return control_error(error)
+        return JSONResponse({"requests": state.recent_requests(limit)})
+
+    return app

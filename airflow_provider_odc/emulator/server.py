@@ -1,0 +1,254 @@
+"""``OdcEmulator``: the emulator app served by uvicorn on a loopback socket in a background thread.
+
+The socket is bound here (port 0 by default) and handed to uvicorn, so the real port is known before the
+first request and parallel test runs never fight over a fixed port. The same object offers in-process
+versions of the ``/_emulator`` controls, so tests can arrange faults without extra HTTP plumbing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import uvicorn
+
+from airflow_provider_odc.emulator.app import CONTROL_PREFIX, create_app
+from airflow_provider_odc.emulator.state import DEFAULT_TOKEN_LIFETIME, UNSET, EmulatorState, Fault
+
+STARTUP_TIMEOUT = 15.0
+SHUTDOWN_TIMEOUT = 10.0
+
+
+class OdcEmulator:
+    """A local, real-socket ODC: discovery, OAuth2 client credentials, assets and environments.
+
+    Example::
+
+        with OdcEmulator() as odc:
+            session = requests.Session()
+            discovery = session.get(f"{odc.base_url}/identity/.well-known/openid-configuration").json()
+            token = session.post(discovery["token_endpoint"], data={
+                "grant_type": "client_credentials",
+                "client_id": odc.client_id,
+                "client_secret": odc.client_secret,
+            }).json()["access_token"]
+            session.get(f"{odc.base_url}/api/portfolios/v2/environments",
+                        headers={"Authorization": f"Bearer {token}"})
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+        asset_count: int = 25,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.state = EmulatorState(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_lifetime=token_lifetime,
+            asset_count=asset_count,
+        )
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._port: int | None = None
+
+    # Lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> OdcEmulator:
+        """Bind, serve in a daemon thread and return once uvicorn accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("OdcEmulator is already started")
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self._requested_port))
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+        config = uvicorn.Config(
+            create_app(self.state),
+            log_config=None,  # Do not reconfigure the host process's logging.
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=1,
+        )
+        self._socket = sock
+        self._port = sock.getsockname()[1]
+        self._server = uvicorn.Server(config)
+        self._error = None
+        self._thread = threading.Thread(target=self._serve, name=f"odc-emulator-{self._port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                error = self._error
+                self.stop()
+                raise RuntimeError("The ODC emulator failed to start") from error
+            time.sleep(0.005)
+        return self
+
+    def _serve(self) -> None:
+        assert self._server is not None and self._socket is not None
+        try:
+            self._server.run(sockets=[self._socket])
+        except BaseException as error:  # Reported by start(); a thread cannot raise to its creator.
+            self._error = error
+
+    def stop(self) -> None:
+        """Stop accepting, close idle keep-alive connections and join the thread (idempotent)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(SHUTDOWN_TIMEOUT)
+            if self._thread.is_alive() and self._server is not None:
+                self._server.force_exit = True
+                self._thread.join(SHUTDOWN_TIMEOUT)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = None
+        self._thread = None
+        self._socket = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> OdcEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # Addresses and credentials -----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("OdcEmulator is not started; call start() or use it as a context manager")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.base_url}{CONTROL_PREFIX}"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.base_url}/identity/.well-known/openid-configuration"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}{self.state.token_path}"
+
+    @property
+    def client_id(self) -> str:
+        return self.state.client_id
+
+    @property
+    def client_secret(self) -> str:
+        """The current secret (changes after ``configure(client_secret=...)``, restored by ``reset()``)."""
+        return self.state.config().client_secret
+
+    # Airflow connection ------------------------------------------------------------------------------
+
+    def connection_dict(self, conn_type: str = "odc") -> dict[str, Any]:
+        """Airflow connection fields; ``json.dumps`` of this works as ``AIRFLOW_CONN_<ID>``."""
+        return {"conn_type": conn_type, "host": self.base_url, "login": self.client_id, "password": self.client_secret}
+
+    def connection_json(self, conn_type: str = "odc") -> str:
+        return json.dumps(self.connection_dict(conn_type))
+
+    def connection_uri(self, conn_type: str = "odc") -> str:
+        """Airflow URI form that keeps the ``http://`` scheme in ``host`` (``odc://http://id:secret@h%3Ap``)."""
+        authority = f"{self.host}:{self.port}"
+        return (
+            f"{conn_type}://http://{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
+            f"@{quote(authority, safe='')}"
+        )
+
+    # In-process test controls (same behaviour as the /_emulator endpoints) ---------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return self.state.stats()
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def add_fault(
+        self,
+        target: str = "api",
+        status: int | None = None,
+        count: int = 1,
+        retry_after: str | int | None = None,
+        latency: float = 0.0,
+        path_prefix: str | None = None,
+    ) -> Fault:
+        return self.state.add_fault(
+            target=target,
+            status=status,
+            count=count,
+            retry_after=retry_after,
+            latency=latency,
+            path_prefix=path_prefix,
+        )
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        return self.state.pending_faults()
+
+    def clear_faults(self) -> None:
+        self.state.clear_faults()
+
+    def revoke_tokens(self) -> int:
+        return self.state.revoke_tokens()
+
+    def configure(
+        self,
+        *,
+        token_lifetime: int | None = None,
+        client_secret: str | None = None,
+        discovery: dict[str, Any] | None = None,
+        token_redirect_to: str | None = UNSET,
+        clock_offset: float | None = None,
+    ) -> dict[str, Any]:
+        return self.state.configure(
+            token_lifetime=token_lifetime,
+            client_secret=client_secret,
+            discovery=discovery,
+            token_redirect_to=token_redirect_to,
+            clock_offset=clock_offset,
+        )
+
+    def config(self) -> dict[str, Any]:
+        return self.state.config_view()
+
+    def recent_requests(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.state.recent_requests(limit)
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._port is not None else "not started"
+        return f"OdcEmulator({where}, client_id={self.client_id!r})"

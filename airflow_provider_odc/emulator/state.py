@@ -1,0 +1,445 @@
+"""Thread-safe state of one ODC emulator: credentials, issued tokens, counters, faults and config.
+
+The HTTP app (event-loop thread), the in-process helpers on ``OdcEmulator`` (test thread) and any number of
+client threads touch this object at once, so every mutable field is guarded by one ``threading.Lock`` that
+is held only for short, non-blocking sections. Nothing here knows about FastAPI or HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from airflow_provider_odc.emulator.seed import build_seed
+
+DEFAULT_CLIENT_ID = "odc-emulator-client"
+DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
+TOKEN_SCOPE = "profile email"
+FAULT_TARGETS = ("api", "token", "discovery", "any")
+DISCOVERY_MODES = ("normal", "not_json", "missing_token_endpoint", "override")
+REQUEST_LOG_SIZE = 1000
+UNSET: Any = object()
+
+
+def generate_client_secret() -> str:
+    """A fresh secret that contains ``+ / = &``: a client that form-encodes it zero or two times fails."""
+    return secrets.token_urlsafe(24) + "+/=&"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour: answer ``status`` (or just wait ``latency`` s) for ``count`` requests."""
+
+    target: str
+    status: int | None
+    count: int
+    retry_after: str | None
+    latency: float
+    path_prefix: str | None
+
+    def matches(self, kind: str, path: str) -> bool:
+        """Whether a request of ``kind`` (api/token/discovery) on ``path`` is affected."""
+        if self.target not in ("any", kind):
+            return False
+        return self.path_prefix is None or path.startswith(self.path_prefix)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "status": self.status,
+            "count": self.count,
+            "retry_after": self.retry_after,
+            "latency": self.latency,
+            "path_prefix": self.path_prefix,
+        }
+
+
+@dataclass
+class _PendingFault:
+    fault: Fault
+    remaining: int
+
+
+@dataclass
+class EmulatorConfig:
+    """Settings a test may change at runtime; ``reset()`` restores the constructor values."""
+
+    token_lifetime: int
+    client_secret: str
+    discovery_mode: str = "normal"
+    discovery_document: dict[str, Any] | None = None
+    token_redirect_to: str | None = None
+    clock_offset: float = 0.0
+
+
+@dataclass
+class RequestRecord:
+    """What the request log keeps: never header values or form values, so secrets cannot leak."""
+
+    time: float
+    method: str
+    path: str
+    query: str
+    authorization: bool
+    client: str | None
+    status: int | None = None
+    form_fields: list[str] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "authorization": self.authorization,
+            "client": self.client,
+            "status": self.status,
+            "form_fields": None if self.form_fields is None else list(self.form_fields),
+        }
+
+
+@dataclass
+class _Counters:
+    token_requests: int = 0
+    token_exchanges: int = 0
+    discovery_requests: int = 0
+    api_calls: dict[str, int] = field(default_factory=dict)
+    unauthorized: int = 0
+    faults_served: int = 0
+    connections: set[tuple[str, int]] = field(default_factory=set)
+
+
+class EmulatorState:
+    """All mutable emulator data behind one lock, plus the immutable seed (served without locking)."""
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+        asset_count: int = 25,
+    ) -> None:
+        if token_lifetime < 1:
+            raise ValueError("token_lifetime must be >= 1 second")
+        self._lock = threading.Lock()
+        self.client_id = client_id or DEFAULT_CLIENT_ID
+        # Fixed for the lifetime of the instance, random across instances, like a tenant's Keycloak realm.
+        self.realm = str(uuid.uuid4())
+        self._signing_key = secrets.token_bytes(32)
+        self._key_id = secrets.token_hex(8)
+        self._defaults = EmulatorConfig(
+            token_lifetime=token_lifetime, client_secret=client_secret or generate_client_secret()
+        )
+        self._config = replace(self._defaults)
+        self._tokens: dict[str, float] = {}  # jti -> expiry on the emulator clock
+        self._faults: collections.deque[_PendingFault] = collections.deque()
+        self._counters = _Counters()
+        self._requests: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        seed = build_seed(asset_count)
+        self.portfolio_key = seed.portfolio_key
+        self.environments = seed.environments
+        self.assets = seed.assets
+        self.assets_by_key = {asset["assetKey"].casefold(): asset for asset in seed.assets}
+
+    # Paths -------------------------------------------------------------------------------------------
+
+    @property
+    def realm_path(self) -> str:
+        return f"/auth/realms/{self.realm}"
+
+    @property
+    def token_path(self) -> str:
+        return f"{self.realm_path}/protocol/openid-connect/token"
+
+    # Clock and config --------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The emulator's clock: wall time plus the configured skew."""
+        with self._lock:
+            return time.time() + self._config.clock_offset
+
+    def config(self) -> EmulatorConfig:
+        """A snapshot copy; callers never see a half-applied change."""
+        with self._lock:
+            return replace(self._config)
+
+    def config_view(self) -> dict[str, Any]:
+        config = self.config()
+        return {
+            "client_id": self.client_id,
+            "client_secret": config.client_secret,
+            "token_lifetime": config.token_lifetime,
+            "discovery": {"mode": config.discovery_mode, "document": config.discovery_document},
+            "token_redirect_to": config.token_redirect_to,
+            "clock_offset": config.clock_offset,
+        }
+
+    def configure(
+        self,
+        *,
+        token_lifetime: int | None = None,
+        client_secret: str | None = None,
+        discovery: dict[str, Any] | None = None,
+        token_redirect_to: str | None = UNSET,
+        clock_offset: float | None = None,
+    ) -> dict[str, Any]:
+        """Validate everything first, then apply atomically; returns the resulting config view."""
+        changes: dict[str, Any] = {}
+        if token_lifetime is not None:
+            if isinstance(token_lifetime, bool) or not isinstance(token_lifetime, int) or token_lifetime < 1:
+                raise ValueError("token_lifetime must be an integer >= 1")
+            changes["token_lifetime"] = token_lifetime
+        if client_secret is not None:
+            if not isinstance(client_secret, str) or not client_secret:
+                raise ValueError("client_secret must be a non-empty string")
+            changes["client_secret"] = client_secret
+        if discovery is not None:
+            changes.update(self._validate_discovery(discovery))
+        if token_redirect_to is not UNSET:
+            if token_redirect_to is not None and (not isinstance(token_redirect_to, str) or not token_redirect_to):
+                raise ValueError("token_redirect_to must be a URL string or null")
+            changes["token_redirect_to"] = token_redirect_to
+        if clock_offset is not None:
+            if isinstance(clock_offset, bool) or not isinstance(clock_offset, (int, float)):
+                raise ValueError("clock_offset must be a number of seconds")
+            changes["clock_offset"] = float(clock_offset)
+        with self._lock:
+            self._config = replace(self._config, **changes)
+        return self.config_view()
+
+    @staticmethod
+    def _validate_discovery(discovery: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(discovery, dict) or set(discovery) - {"mode", "document"}:
+            raise ValueError('discovery must be an object {"mode": ..., "document": ...}')
+        mode = discovery.get("mode", "normal")
+        if mode not in DISCOVERY_MODES:
+            raise ValueError(f"discovery.mode must be one of {', '.join(DISCOVERY_MODES)}")
+        document = discovery.get("document")
+        if mode == "override" and not isinstance(document, dict):
+            raise ValueError("discovery.document (an object) is required with mode 'override'")
+        return {"discovery_mode": mode, "discovery_document": document if mode == "override" else None}
+
+    # Credentials and tokens --------------------------------------------------------------------------
+
+    def check_client(self, client_id: str, client_secret: str) -> bool:
+        """Constant-time comparison against the current (possibly rotated) secret."""
+        expected_secret = self.config().client_secret
+        id_ok = hmac.compare_digest(client_id.encode(), self.client_id.encode())
+        secret_ok = hmac.compare_digest(client_secret.encode(), expected_secret.encode())
+        return id_ok and secret_ok
+
+    def issue_token(self, issuer: str) -> tuple[str, int]:
+        """Mint a signed JWT-shaped access token, remember its ``jti``; returns (token, lifetime)."""
+        with self._lock:
+            now = time.time() + self._config.clock_offset
+            lifetime = self._config.token_lifetime
+            jti = str(uuid.uuid4())
+            self._tokens[jti] = now + lifetime
+            self._counters.token_exchanges += 1
+            if len(self._tokens) > 10_000:
+                self._tokens = {key: exp for key, exp in self._tokens.items() if exp > now}
+        header = {"alg": "HS256", "typ": "JWT", "kid": self._key_id}
+        payload = {
+            "exp": int(now + lifetime),
+            "iat": int(now),
+            "jti": jti,
+            "iss": issuer,
+            "sub": self.client_id,
+            "azp": self.client_id,
+            "typ": "Bearer",
+            "scope": TOKEN_SCOPE,
+            "clientId": self.client_id,
+        }
+        signing_input = (
+            _b64url(json.dumps(header, separators=(",", ":")).encode())
+            + "."
+            + _b64url(json.dumps(payload, separators=(",", ":")).encode())
+        )
+        signature = hmac.new(self._signing_key, signing_input.encode("ascii"), hashlib.sha256).digest()
+        return f"{signing_input}.{_b64url(signature)}", lifetime
+
+    def token_problem(self, authorization: str | None) -> str | None:
+        """Why this ``Authorization`` header is not acceptable, or ``None`` when the bearer token is good."""
+        if not authorization:
+            return "No access token was provided. Send 'Authorization: Bearer <access_token>'."
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "The Authorization header must use the Bearer scheme."
+        parts = token.strip().split(".")
+        if len(parts) != 3:
+            return "The access token is malformed."
+        try:
+            signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+            expected = hmac.new(self._signing_key, signing_input, hashlib.sha256).digest()
+            signature_ok = hmac.compare_digest(_b64url_decode(parts[2]), expected)
+            jti = json.loads(_b64url_decode(parts[1]))["jti"]
+        except (ValueError, KeyError, TypeError):
+            return "The access token is malformed."
+        if not signature_ok or not isinstance(jti, str):
+            return "The access token signature is invalid."
+        with self._lock:
+            expiry = self._tokens.get(jti)
+            now = time.time() + self._config.clock_offset
+        if expiry is None:
+            return "The access token was revoked or was not issued by this server."
+        if now >= expiry:
+            return "The access token expired."
+        return None
+
+    def revoke_tokens(self) -> int:
+        """Invalidate every issued token (like suspending the API client); returns how many."""
+        with self._lock:
+            revoked = len(self._tokens)
+            self._tokens.clear()
+        return revoked
+
+    # Faults ------------------------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        target: str = "api",
+        status: int | None = None,
+        count: int = 1,
+        retry_after: str | int | None = None,
+        latency: float = 0.0,
+        path_prefix: str | None = None,
+    ) -> Fault:
+        """Queue a fault for the next ``count`` matching requests (FIFO among faults that match)."""
+        if target not in FAULT_TARGETS:
+            raise ValueError(f"target must be one of {', '.join(FAULT_TARGETS)}")
+        if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+            raise ValueError("status must be an integer HTTP status or null")
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError("status must be between 400 and 599")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("count must be an integer >= 1")
+        if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
+            raise ValueError("latency must be a number of seconds >= 0")
+        if status is None and latency == 0:
+            raise ValueError("a fault needs a status, a latency, or both")
+        if retry_after is not None and not isinstance(retry_after, (str, int)):
+            raise ValueError("retry_after must be a string (seconds or HTTP-date), an integer or null")
+        if path_prefix is not None and not isinstance(path_prefix, str):
+            raise ValueError("path_prefix must be a string or null")
+        fault = Fault(
+            target=target,
+            status=status,
+            count=count,
+            retry_after=None if retry_after is None else str(retry_after),
+            latency=float(latency),
+            path_prefix=path_prefix,
+        )
+        with self._lock:
+            self._faults.append(_PendingFault(fault, count))
+        return fault
+
+    def take_fault(self, kind: str, path: str) -> Fault | None:
+        """Consume one use of the oldest fault matching this request, if any."""
+        with self._lock:
+            for pending in self._faults:
+                if pending.fault.matches(kind, path):
+                    pending.remaining -= 1
+                    if pending.remaining == 0:
+                        self._faults.remove(pending)
+                    self._counters.faults_served += 1
+                    return pending.fault
+        return None
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{**pending.fault.as_dict(), "remaining": pending.remaining} for pending in self._faults]
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    # Counters and request log ------------------------------------------------------------------------
+
+    def count_token_request(self) -> None:
+        with self._lock:
+            self._counters.token_requests += 1
+
+    def count_discovery_request(self) -> None:
+        with self._lock:
+            self._counters.discovery_requests += 1
+
+    def count_api_call(self, key: str) -> None:
+        """``key`` is ``"<METHOD> <route template>"``, e.g. ``GET /api/asset-repository/v1/assets``."""
+        with self._lock:
+            self._counters.api_calls[key] = self._counters.api_calls.get(key, 0) + 1
+
+    def count_unauthorized(self) -> None:
+        with self._lock:
+            self._counters.unauthorized += 1
+
+    def record_request(
+        self, method: str, path: str, query: str, authorization: bool, client: tuple[str, int] | None
+    ) -> RequestRecord:
+        """Log a non-control request and remember its TCP connection (to prove keep-alive reuse)."""
+        record = RequestRecord(
+            time=time.time(),
+            method=method,
+            path=path,
+            query=query,
+            authorization=authorization,
+            client=None if client is None else f"{client[0]}:{client[1]}",
+        )
+        with self._lock:
+            self._requests.append(record)
+            if client is not None:
+                self._counters.connections.add((client[0], client[1]))
+        return record
+
+    def note_response(self, record: RequestRecord, status: int) -> None:
+        with self._lock:
+            record.status = status
+
+    def note_form_fields(self, record: RequestRecord | None, names: list[str]) -> None:
+        if record is not None:
+            with self._lock:
+                record.form_fields = list(names)
+
+    def recent_requests(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            records = list(self._requests)[-limit:] if limit > 0 else []
+            return [record.as_dict() for record in records]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            counters = self._counters
+            return {
+                "token_requests": counters.token_requests,
+                "token_exchanges": counters.token_exchanges,
+                "discovery_requests": counters.discovery_requests,
+                "api_calls": dict(counters.api_calls),
+                "api_calls_total": sum(counters.api_calls.values()),
+                "unauthorized": counters.unauthorized,
+                "connections": len(counters.connections),
+                "faults_served": counters.faults_served,
+            }
+
+    def reset(self) -> None:
+        """Back to a freshly started instance; seed data, realm and default credentials stay."""
+        with self._lock:
+            self._config = replace(self._defaults)
+            self._tokens.clear()
+            self._faults.clear()
+            self._counters = _Counters()
+            self._requests.clear()

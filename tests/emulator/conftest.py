@@ -1,0 +1,203 @@
+"""Helpers for the emulator tests: a tiny ODC client over real sockets and an OpenAPI contract checker.
+
+Every API response fetched through ``OdcClient.get`` is validated against the official ODC OpenAPI spec
+(when the spec folder is available), so any test that calls the API is also a contract test.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+
+from airflow_provider_odc.emulator.server import OdcEmulator
+
+TIMEOUT = 10
+ASSETS = "/api/asset-repository/v1/assets"
+ASSET = "/api/asset-repository/v1/assets/{assetKey}"
+ENVIRONMENTS = "/api/portfolios/v2/environments"
+SPEC_FILES = {
+    "/api/asset-repository/v1": "asset-repository-api-v1.json",
+    "/api/portfolios/v2": "portfolio-api-v2.json",
+}
+
+
+def openapi_dir() -> Path:
+    """``ODC_OPENAPI_DIR`` or ``../shared/odc-openapi`` next to the repository (where CI puts it)."""
+    default = Path(__file__).resolve().parents[3] / "shared" / "odc-openapi"
+    return Path(os.environ.get("ODC_OPENAPI_DIR", default))
+
+
+def to_json_schema(schema: Any) -> Any:
+    """Adapt an OpenAPI 3.0 schema object to JSON Schema: ``nullable: true`` becomes "or null"."""
+    if not isinstance(schema, dict):
+        return schema
+    converted: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "nullable":
+            continue
+        if key == "properties":
+            converted[key] = {name: to_json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "not"):
+            converted[key] = to_json_schema(value)
+        elif key in ("allOf", "anyOf", "oneOf"):
+            converted[key] = [to_json_schema(sub) for sub in value]
+        else:
+            converted[key] = value
+    if schema.get("nullable") is True:
+        if "type" in converted:
+            converted["type"] = [converted["type"], "null"]
+            if "enum" in converted:
+                converted["enum"] = [*converted["enum"], None]
+        else:
+            converted = {"anyOf": [{"type": "null"}, converted]}
+    return converted
+
+
+class OpenApiContract:
+    """Validates a response body against the schema the spec declares for (path, method, status)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.specs: dict[str, dict[str, Any]] = {}
+        for base, filename in SPEC_FILES.items():
+            self.specs[base] = json.loads((directory / filename).read_text(encoding="utf-8"))
+
+    def schema_for(self, route: str, method: str, status: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        base = next(prefix for prefix in self.specs if route.startswith(prefix))
+        spec = self.specs[base]
+        responses = spec["paths"][route[len(base) :]][method.lower()]["responses"]
+        response = responses.get(str(status)) or responses.get("default")
+        assert response is not None, f"the spec declares no {status} (nor default) for {method} {route}"
+        return spec, response["content"]["application/json"]["schema"]
+
+    def knows(self, route: str) -> bool:
+        return any(route.startswith(base) and route[len(base) :] in spec["paths"] for base, spec in self.specs.items())
+
+    def validate(self, route: str, method: str, status: int, body: Any) -> None:
+        spec, schema = self.schema_for(route, method, status)
+        self.validate_schema(spec, schema, body)
+
+    def validate_named(self, spec_file: str, name: str, body: Any) -> None:
+        spec = next(s for b, s in self.specs.items() if SPEC_FILES[b] == spec_file)
+        self.validate_schema(spec, {"$ref": f"#/components/schemas/{name}"}, body)
+
+    @staticmethod
+    def validate_schema(spec: dict[str, Any], schema: dict[str, Any], body: Any) -> None:
+        components = {name: to_json_schema(s) for name, s in spec["components"]["schemas"].items()}
+        root = {**to_json_schema(schema), "components": {"schemas": components}}
+        validator = jsonschema.Draft202012Validator(root, format_checker=jsonschema.FormatChecker())
+        validator.validate(body)
+
+
+@pytest.fixture(scope="session")
+def openapi_contract() -> OpenApiContract | None:
+    directory = openapi_dir()
+    if not all((directory / name).is_file() for name in SPEC_FILES.values()):
+        return None
+    return OpenApiContract(directory)
+
+
+@pytest.fixture
+def contract(openapi_contract: OpenApiContract | None) -> OpenApiContract:
+    """For tests that are only about the contract: skip them clearly when the specs are absent."""
+    if openapi_contract is None:
+        pytest.skip(f"ODC OpenAPI specs not found in {openapi_dir()} (set ODC_OPENAPI_DIR)")
+    return openapi_contract
+
+
+def basic_auth(client_id: str, client_secret: str) -> str:
+    """RFC 6749 2.3.1: form-encode id and secret, then base64."""
+    from urllib.parse import quote_plus
+
+    raw = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+class OdcClient:
+    """What a well-behaved ODC client does: discovery, client credentials, bearer calls."""
+
+    def __init__(self, emulator: OdcEmulator, contract: OpenApiContract | None) -> None:
+        self.emulator = emulator
+        self.contract = contract
+        self.session = requests.Session()
+        self._token: str | None = None
+
+    def discover(self) -> dict[str, Any]:
+        response = self.session.get(self.emulator.discovery_url, timeout=TIMEOUT)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
+
+    def request_token(self, form: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        """POST the (form-encoded once, by requests) credentials to the discovered token endpoint."""
+        if form is None:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": self.emulator.client_id,
+                "client_secret": self.emulator.client_secret,
+            }
+        return self.session.post(self.discover()["token_endpoint"], data=form, timeout=TIMEOUT, **kwargs)
+
+    def token(self, fresh: bool = False) -> str:
+        if self._token is None or fresh:
+            response = self.request_token()
+            assert response.status_code == 200, response.text
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def get(
+        self,
+        path: str,
+        params: Any = None,
+        *,
+        token: str | None = None,
+        route: str | None = None,
+        authorize: bool = True,
+        check: bool = True,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """GET an API path and check the body against the spec (``route`` is the spec's path template)."""
+        headers = kwargs.pop("headers", {})
+        kwargs.setdefault("timeout", TIMEOUT)
+        if authorize:
+            headers.setdefault("Authorization", f"Bearer {token or self.token()}")
+        response = self.session.get(f"{self.emulator.base_url}{path}", params=params, headers=headers, **kwargs)
+        route = route or path
+        if check and self.contract is not None and self.contract.knows(route):
+            self.contract.validate(route, "GET", response.status_code, response.json())
+        return response
+
+    def all_assets(self, **params: Any) -> list[dict[str, Any]]:
+        response = self.get(ASSETS, {**params, "limit": 1000})
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
+
+@pytest.fixture
+def client(odc_emulator: OdcEmulator, openapi_contract: OpenApiContract | None) -> Iterator[OdcClient]:
+    """A client for the (reset) session emulator from the project's own pytest plugin."""
+    odc = OdcClient(odc_emulator, openapi_contract)
+    yield odc
+    odc.session.close()
+
+
+@pytest.fixture
+def make_client(openapi_contract: OpenApiContract | None) -> Iterator[Any]:
+    """Clients for emulators a test starts itself."""
+    clients: list[OdcClient] = []
+
+    def make(emulator: OdcEmulator) -> OdcClient:
+        clients.append(OdcClient(emulator, openapi_contract))
+        return clients[-1]
+
+    yield make
+    for odc in clients:
+        odc.session.close()
