@@ -2,31 +2,37 @@
 
 ``dag.test()`` and ``airflow dags test`` run every task of a DAG in the test process, so they cannot show
 that state really travels between tasks (Variables, token caches, XComs, connections from the environment):
-each task of a real deployment runs in its own worker process. :class:`AirflowStack` starts the four
-components as separate processes with the LocalExecutor on SQLite in a throwaway ``AIRFLOW_HOME``, and
-talks to them only over REST and through the files they write under that home.
+in a real deployment each task runs in its own worker process. :class:`AirflowStack` starts the four
+components as separate processes with the LocalExecutor on SQLite in a throwaway ``AIRFLOW_HOME`` and talks
+to them only over REST and through the files they write under that home.
 
-The test process never imports Airflow: importing it would read (and maybe create) a config for whatever
-``AIRFLOW_HOME`` the test process happens to have. Everything Airflow-side happens in the child processes.
+The test process never imports Airflow: that would read (and maybe create) a config for whatever
+``AIRFLOW_HOME`` the test process happens to have. Everything Airflow-side happens in child processes.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+HEALTH_KEYS = frozenset({"metadatabase", "scheduler", "triggerer", "dag_processor"})
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 
 
@@ -38,51 +44,47 @@ def _free_port() -> int:
     """Ask the kernel for a free port on the loopback interface.
 
     The socket is closed before the api-server binds the port, so another process could take it in
-    between; on a test machine that race is rare enough, and ``start()`` then fails loudly.
+    between; that race is rare, and ``start()`` then fails loudly rather than hanging.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _proc_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone.
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (state, ppid, ...), or None if the process is gone.
 
-    Used with the pid as an identity, so that ``stop()`` never signals a recycled pid.
+    The command name (field 2) is in parentheses and may contain spaces, so split after the last ")".
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # The command name (field 2) is in parentheses and may contain spaces, so split after the last ")".
-    fields = stat[stat.rindex(")") + 2 :].split()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _identity(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie ``pid``; None otherwise.
+
+    (pid, start time) identifies a process, so that ``stop()`` never signals a recycled pid.
+    """
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
     return int(fields[19])
 
 
-def _children_map() -> dict[int, list[int]]:
-    """Map every live pid to the pids of its children, read from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
 def _descendants(root_pids: list[int]) -> set[int]:
-    """All live descendants of ``root_pids`` (not the roots themselves).
+    """All live descendants of ``root_pids`` (not the roots themselves), read from /proc (Linux).
 
-    Task processes call ``setpgid(0, 0)`` (see ``airflow.sdk.execution_time.supervisor``), so killing the
-    components' process groups does not reach them; the process tree does.
+    Needed because task processes call ``setpgid(0, 0)`` (``airflow.sdk.execution_time.supervisor``):
+    signalling the components' process groups does not reach them, following the process tree does.
     """
-    if not Path("/proc").is_dir():
-        return set()
-    children = _children_map()
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     found: set[int] = set()
     todo = list(root_pids)
     while todo:
@@ -94,17 +96,15 @@ def _descendants(root_pids: list[int]) -> set[int]:
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this child when the test process dies, so a killed pytest leaves no stack.
+    """Have Linux SIGTERM this child when the test process dies, so a killed pytest leaves no stack behind.
 
-    Runs in the child between fork and exec. A no-op where prctl is unavailable.
+    Runs in the child between fork and exec. Best effort: does nothing where prctl is unavailable.
     """
-    try:
+    with contextlib.suppress(Exception):
         import ctypes
 
         pr_set_pdeathsig = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except Exception:
-        pass
 
 
 class AirflowStack:
@@ -114,10 +114,10 @@ class AirflowStack:
 
         with AirflowStack(tmp_path / "home", Path("tests/integration/dags")) as stack:
             run = stack.run_dag("stack_smoke")
-            assert run["state"] == "success"
+            assert run["state"] == "success", stack.explain("stack_smoke", run["dag_run_id"])
 
     Everything the stack writes goes under ``home``: ``airflow.cfg``, the SQLite database, task and trigger
-    logs in ``home/logs`` and each component's stdout/stderr in ``home/components/<name>.log``.
+    logs in ``home/logs`` and each component's stdout+stderr in ``home/components/<name>.log``.
     """
 
     def __init__(
@@ -133,13 +133,13 @@ class AirflowStack:
         """Prepare (but do not start) a stack.
 
         :param home: the ``AIRFLOW_HOME``; created if missing. Nothing is written outside it.
-        :param dags_folder: the DAGs to serve. Files whose name starts with ``_`` are not waited for by
-            ``start()`` (use that for helper modules that define no DAG).
-        :param parallelism: ``[core] parallelism``; the LocalExecutor forks this many workers up front
-            (the default 32 costs about 5.8 GB of RSS).
+        :param dags_folder: the DAGs to serve. ``start()`` waits for every file in it that looks like a DAG
+            file, except files whose name starts with ``_`` (use that for helpers that define no DAG).
+        :param parallelism: ``[core] parallelism``. The LocalExecutor forks this many workers up front; the
+            default of 32 would cost about 5.8 GB of RSS.
         :param env: extra environment for every component, applied last so it can override any setting
-            made here (e.g. ``AIRFLOW_CONN_ODC_DEFAULT``, ``AIRFLOW_VAR_...``, provider options).
-        :param sql_alchemy_conn: metadata DB URL; SQLite in ``home`` when None.
+            made here (``AIRFLOW_CONN_ODC_DEFAULT``, ``AIRFLOW_VAR_...``, provider options, ...).
+        :param sql_alchemy_conn: metadata DB URL (e.g. PostgreSQL); SQLite in ``home`` when None.
         :param log_level: ``[logging] logging_level`` of every component and task.
         """
         self.home = Path(home).resolve()
@@ -151,26 +151,29 @@ class AirflowStack:
         self.port = 0
         self.base_url = ""
         self.components_dir = self.home / "components"
+        #: Seconds from the start of the last ``start()`` to the end of each phase (migrate, healthy, parsed).
+        self.timings: dict[str, float] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._session = requests.Session()
         self._token: str | None = None
+        # The JWT secret `db migrate` generates is 24 bytes, and PyJWT warns about it on every token.
+        self._jwt_secret = secrets.token_urlsafe(64)
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def airflow_cmd(self) -> list[str]:
-        """``python -m airflow`` of the running interpreter, so the stack uses the test's virtualenv."""
+        """``python -m airflow`` of the running interpreter, so the stack uses the tests' virtualenv."""
         return [sys.executable, "-m", "airflow"]
 
-    def _environment(self) -> dict[str, str]:
-        """The environment of every Airflow process.
+    def environment(self) -> dict[str, str]:
+        """The environment of every Airflow process the stack runs.
 
-        Inherited ``AIRFLOW*`` variables are dropped so the stack does not pick up the test process's own
-        Airflow settings (a unit-test conftest may point ``AIRFLOW_HOME`` elsewhere); pass what the
-        components need through ``env``.
+        Inherited ``AIRFLOW*`` variables are dropped so that the stack ignores the test process's own
+        Airflow settings (a unit-test conftest may point ``AIRFLOW_HOME`` elsewhere); whatever the
+        components need goes through ``env``.
         """
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
-        tmp = self.home / "tmp"
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
         settings = {
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
@@ -179,8 +182,9 @@ class AirflowStack:
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            # Every REST client is an admin; POST /auth/token accepts any credentials.
+            # Everybody is admin; POST /auth/token accepts any credentials.
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
@@ -188,66 +192,68 @@ class AirflowStack:
             "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": self.log_level,
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-            # Pick up new DAG files within seconds (default: every 5 minutes).
+            # See a new DAG file within seconds (default: list the dags folder every 5 minutes).
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
             "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "300",
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.home / "dag_bundles"),
-            # A quick scheduler loop: short idle sleep and heartbeats, so runs progress without waiting.
+            # A quick scheduler loop (default idle sleep 1 s) and frequent heartbeats, so runs do not wait.
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__POOL_METRICS_INTERVAL": "60",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-            # Nothing outside home: temp files (and no __pycache__ next to the DAG files).
-            "TMPDIR": str(tmp),
+            # Nothing outside home: temp files go there, and no __pycache__ appears next to the DAG files.
+            "TMPDIR": str(self.home / "tmp"),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
             "NO_COLOR": "1",
         }
-        return {**base, **settings, **self.extra_env}
+        return {**inherited, **settings, **self.extra_env}
 
-    def _airflow(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        """Run a one-shot Airflow CLI command in the stack's environment; raise with its output on failure."""
-        proc = subprocess.run(
+    def airflow(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run one Airflow CLI command against the stack, e.g. ``airflow("connections", "test", "odc_default")``.
+
+        Each call costs a couple of seconds of interpreter start-up; prefer :meth:`rest` in loops.
+        """
+        return subprocess.run(
             [*self.airflow_cmd, *args],
-            env=self._environment(),
+            env=self.environment(),
             cwd=self.home,
             capture_output=True,
             text=True,
             timeout=timeout,
         )
-        if proc.returncode != 0:
-            raise AirflowStackError(
-                f"`airflow {' '.join(args)}` exited {proc.returncode}\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
-            )
-        return proc
 
     def start(self, timeout: float = 120) -> None:
         """Migrate the DB, start the four components and wait until they are usable.
 
-        Usable means ``/api/v2/monitor/health`` reports every component healthy **and** every DAG file in
-        the dags folder has been parsed (it shows up as a DAG or an import error), so tests can trigger
-        DAGs right away.
+        Usable means ``/api/v2/monitor/health`` reports the DB and all three other components healthy
+        **and** every DAG file of the dags folder has been parsed (it shows up as a DAG or as an import
+        error), so a test can trigger its DAG right away. Stops whatever it started if that fails.
         """
-        deadline = time.monotonic() + timeout
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "tmp").mkdir(exist_ok=True)
-        self.components_dir.mkdir(exist_ok=True)
+        if self._procs:
+            raise AirflowStackError("the stack is already running")
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        for folder in (self.home, self.home / "tmp", self.components_dir):
+            folder.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        # db migrate also writes airflow.cfg with the generated fernet key and JWT secret. It must run
-        # before the components start, or each would generate (different) secrets of its own.
-        self._airflow("db", "migrate", timeout=max(deadline - time.monotonic(), 1))
-        env = self._environment()
+        # db migrate also writes airflow.cfg (with a generated fernet key). It must finish before the
+        # components start, or each of them would write airflow.cfg with a fernet key of its own.
+        migrate = self.airflow("db", "migrate", timeout=timeout)
+        if migrate.returncode != 0:
+            raise AirflowStackError(f"airflow db migrate failed:\n{migrate.stdout[-4000:]}{migrate.stderr[-4000:]}")
+        self.timings["migrate"] = time.monotonic() - t0
         commands = {
             "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            # Logs are read from files under home, so no log-serving sub-processes (and no fixed ports).
+            # Logs are read from files under home: no log-serving sub-processes, no fixed ports 8793/8794.
             "scheduler": ["scheduler", "--skip-serve-logs"],
             "dag-processor": ["dag-processor"],
             "triggerer": ["triggerer", "--skip-serve-logs"],
         }
+        env = self.environment()
+        atexit.register(self.stop)
         try:
             for name in COMPONENTS:
                 with open(self.components_dir / f"{name}.log", "wb") as out:
@@ -258,45 +264,59 @@ class AirflowStack:
                         stdin=subprocess.DEVNULL,
                         stdout=out,
                         stderr=subprocess.STDOUT,
-                        start_new_session=True,  # own process group, so stop() can signal the whole group
+                        start_new_session=True,  # a process group of its own, for stop()
                         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                     )
             self._wait_healthy(deadline)
+            self.timings["healthy"] = time.monotonic() - t0
             self._wait_dags_parsed(deadline)
+            self.timings["parsed"] = time.monotonic() - t0
         except BaseException:
             self.stop()
             raise
 
     def _check_alive(self) -> None:
-        """Fail fast (with its output) when a component has exited instead of waiting for the timeout."""
+        """Fail fast, with its output, when a component has exited instead of waiting for the timeout."""
         for name, proc in self._procs.items():
             if proc.poll() is not None:
-                raise AirflowStackError(
-                    f"{name} exited with code {proc.returncode} during start-up\n{self._tail(name)}"
-                )
+                raise AirflowStackError(f"{name} exited with code {proc.returncode}\n{self._tail(name)}")
 
     def _wait_healthy(self, deadline: float) -> None:
+        """Poll ``/api/v2/monitor/health`` until the DB and the three other components report healthy."""
         health: Any = None
+        warm_up: threading.Thread | None = None
         while time.monotonic() < deadline:
             self._check_alive()
             try:
-                resp = self._session.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
-                if resp.ok:
-                    health = resp.json()
-                    statuses = [v.get("status") for v in health.values() if isinstance(v, dict)]
-                    wanted = {"metadatabase", "scheduler", "triggerer", "dag_processor"}
-                    if wanted <= health.keys() and statuses and all(s == "healthy" for s in statuses):
-                        return
+                resp = self._session.get(f"{self.base_url}/api/v2/monitor/health", timeout=10)
             except requests.RequestException:
-                pass  # api-server not listening yet
-            time.sleep(0.5)
+                time.sleep(0.3)  # the api-server is not listening yet
+                continue
+            if warm_up is None:
+                warm_up = threading.Thread(target=self._warm_up, name="airflow-stack-warm-up", daemon=True)
+                warm_up.start()
+            health = resp.json() if resp.ok else resp.text
+            if resp.ok and all(health.get(key, {}).get("status") == "healthy" for key in HEALTH_KEYS):
+                warm_up.join(timeout=max(deadline - time.monotonic(), 0))
+                return
+            time.sleep(0.3)
         raise AirflowStackError(f"stack not healthy in time; last health: {health}\n{self._tails()}")
+
+    def _warm_up(self) -> None:
+        """Make the api-server build its Execution API now rather than during the first task.
+
+        The versioned (Cadwyn) Execution API app is built on its first request. That takes about 4 s and
+        blocks the api-server's event loop, so without this the first task of a session starts seconds
+        late. Runs in a thread while the other components are still starting.
+        """
+        with contextlib.suppress(requests.RequestException):
+            requests.get(f"{self.base_url}/execution/health", timeout=60)
 
     def _expected_dag_files(self) -> set[str]:
         """DAG files the dag-processor will parse, relative to the dags folder.
 
         Mirrors Airflow's default heuristic (the file mentions ``airflow`` and ``dag`` or ``asset``), minus
-        files starting with ``_`` (helpers that define no DAG would otherwise never show up).
+        files starting with ``_``: a helper that defines no DAG would otherwise be waited for forever.
         """
         expected = set()
         for path in self.dags_folder.rglob("*.py"):
@@ -308,78 +328,73 @@ class AirflowStack:
         return expected
 
     def _wait_dags_parsed(self, deadline: float) -> None:
-        expected = self._expected_dag_files()
-        missing = expected
+        missing = expected = self._expected_dag_files()
         while time.monotonic() < deadline:
             self._check_alive()
-            seen = {d.get("relative_fileloc") for d in self.dags()}
-            seen |= {self._relative(e.get("filename", "")) for e in self.import_errors()}
+            seen = {dag.get("relative_fileloc") for dag in self.dags()}
+            seen |= {self._relative(err.get("filename") or "") for err in self.import_errors()}
             missing = expected - seen
             if not missing:
                 return
-            time.sleep(0.5)
+            time.sleep(0.3)
         raise AirflowStackError(f"DAG files not parsed in time: {sorted(missing)}\n{self._tails()}")
 
     def _relative(self, filename: str) -> str:
-        try:
+        with contextlib.suppress(ValueError):
             return Path(filename).resolve().relative_to(self.dags_folder).as_posix()
-        except ValueError:
-            return filename
+        return filename
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Terminate every component and everything it started; safe to call twice.
+    def stop(self, grace: float = 3.0) -> None:
+        """Terminate every component and everything it started. Safe to call more than once.
 
-        SIGTERM goes to each component's process group and to every descendant (task processes run in
-        process groups of their own); whatever is still alive after ``grace`` seconds gets SIGKILL.
-        Processes are tracked as (pid, start time) so that a recycled pid is never signalled.
+        SIGTERM goes to each component's process group and to each of their descendants (task processes
+        have process groups of their own); whatever is still alive after ``grace`` seconds gets SIGKILL.
+        The grace is short on purpose: the api-server is done 0.1 s after SIGTERM but then spends about
+        4 s in the interpreter's final garbage collection, and nothing in a throwaway home needs it.
         """
+        atexit.unregister(self.stop)
+        self._session.close()
+        self._token = None
         if not self._procs:
             return
-        roots = [p.pid for p in self._procs.values()]
-        tracked: dict[int, int] = {}
+        roots = [proc.pid for proc in self._procs.values()]
+        tracked: dict[int, int] = {}  # pid -> start time, so a recycled pid is never signalled
 
         def refresh() -> None:
-            for pid in [*roots, *_descendants(roots), *_descendants(list(tracked))]:
-                started = _proc_start_time(pid)
+            for pid in {*roots, *_descendants([*roots, *tracked])}:
+                started = _identity(pid)
                 if started is not None:
                     tracked.setdefault(pid, started)
 
         def alive() -> list[int]:
-            return [pid for pid, started in tracked.items() if _proc_start_time(pid) == started]
+            return [pid for pid, started in tracked.items() if _identity(pid) == started]
 
         def signal_all(sig: signal.Signals) -> None:
             for proc in self._procs.values():
                 if proc.poll() is None:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.killpg(proc.pid, sig)
-                    except OSError:
-                        pass
             for pid in alive():
-                try:
+                with contextlib.suppress(OSError):
                     os.kill(pid, sig)
-                except OSError:
-                    pass
 
         refresh()
         signal_all(signal.SIGTERM)
         end = time.monotonic() + grace
-        while time.monotonic() < end:
+        while True:
             for proc in self._procs.values():
-                proc.poll()  # reap, so finished components do not linger as zombies
+                proc.poll()  # reap exited components so they do not count as alive zombies
             refresh()
             if not alive():
                 break
+            if time.monotonic() > end:
+                signal_all(signal.SIGKILL)
+                break
             time.sleep(0.1)
-        else:
-            signal_all(signal.SIGKILL)
         for proc in self._procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         self._procs.clear()
-        self._session.close()
-        self._token = None
 
     def __enter__(self) -> AirflowStack:
         self.start()
@@ -396,13 +411,14 @@ class AirflowStack:
     # ------------------------------------------------------------------ REST
 
     def rest(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Authenticated call to the api-server; ``path`` is relative to the server root (``/api/v2/...``).
+        """Authenticated call to the api-server. ``path`` starts at the server root (``/api/v2/...``).
 
-        Does not raise on HTTP errors: callers decide what status they expect.
+        ``kwargs`` go to :meth:`requests.Session.request`. Does not raise on HTTP errors: the caller
+        decides which status it expects.
         """
         if self._token is None:
             resp = self._session.post(
-                f"{self.base_url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10
+                f"{self.base_url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30
             )
             resp.raise_for_status()
             self._token = resp.json()["access_token"]
@@ -420,14 +436,13 @@ class AirflowStack:
         offset = 0
         while True:
             page = self._get_json(path, limit=100, offset=offset)
-            items = page[key]
-            yield from items
-            offset += len(items)
-            if not items or offset >= page["total_entries"]:
+            yield from page[key]
+            offset += len(page[key])
+            if not page[key] or offset >= page["total_entries"]:
                 return
 
     def dags(self) -> list[dict[str, Any]]:
-        """Every DAG the dag-processor has written to the DB."""
+        """Every DAG the dag-processor has written to the DB (REST JSON: ``dag_id``, ``relative_fileloc``...)."""
         return list(self._paged("/api/v2/dags", "dags"))
 
     def import_errors(self) -> list[dict[str, Any]]:
@@ -437,56 +452,54 @@ class AirflowStack:
     def run_dag(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 240) -> dict[str, Any]:
         """Trigger ``dag_id`` once and wait for the run to end; return the dag run JSON.
 
-        Waits for the dag-processor to have parsed the DAG (a file added after ``start()`` is picked up
-        within seconds) and unpauses it first. The run's state may be ``failed``: check ``["state"]``.
-        On timeout, raises with every task instance's state and the tail of the logs.
+        Waits for the dag-processor to have parsed the DAG (a file added after ``start()`` shows up within
+        seconds) and unpauses it first. The returned run may have failed: check ``["state"]`` and use
+        :meth:`explain` for the message. On timeout, raises with the task states and the log tails.
         """
         deadline = time.monotonic() + timeout
-        while self.rest("GET", f"/api/v2/dags/{dag_id}").status_code == 404:
+        dag_path = f"/api/v2/dags/{quote(dag_id, safe='')}"
+        while self.rest("GET", dag_path).status_code == 404:
             if time.monotonic() > deadline:
-                raise AirflowStackError(
-                    f"DAG {dag_id!r} was never parsed; import errors: "
-                    f"{json.dumps(self.import_errors(), indent=1)[:6000]}"
-                )
-            time.sleep(0.5)
-        resp = self.rest("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+                errors = json.dumps(self.import_errors(), indent=1)[:6000]
+                raise AirflowStackError(f"DAG {dag_id!r} was never parsed; import errors: {errors}")
+            time.sleep(0.3)
+        resp = self.rest("PATCH", dag_path, json={"is_paused": False})
         if not resp.ok:
             raise AirflowStackError(f"unpausing {dag_id} -> {resp.status_code}: {resp.text}")
-        resp = self.rest("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        resp = self.rest("POST", f"{dag_path}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         if not resp.ok:
             raise AirflowStackError(f"triggering {dag_id} -> {resp.status_code}: {resp.text}")
-        run_id = resp.json()["dag_run_id"]
         run: dict[str, Any] = resp.json()
+        run_id = run["dag_run_id"]
         while run.get("state") not in TERMINAL_RUN_STATES:
             if time.monotonic() > deadline:
-                states = {
-                    f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in self.task_instances(dag_id, run_id)
-                }
                 raise AirflowStackError(
-                    f"DAG run {dag_id}/{run_id} still {run.get('state')!r} after {timeout}s; "
-                    f"task states: {states}\n{self._tails()}\n--- task logs ---\n{self._task_logs_tail(dag_id, run_id)}"
+                    f"DAG run {dag_id}/{run_id} still {run.get('state')!r} after {timeout}s\n"
+                    f"{self.explain(dag_id, run_id)}\n{self._tails()}"
                 )
             time.sleep(0.3)
-            run = self._get_json(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            run = self._get_json(f"{dag_path}/dagRuns/{quote(run_id, safe='')}")
         return run
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        """Task instances of one run, as returned by the REST API (``task_id``, ``state``, ``map_index``, ...)."""
-        return list(self._paged(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances"))
+        """Task instances of one run as REST JSON (``task_id``, ``map_index``, ``state``, ``pid``, ...)."""
+        path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+        return list(self._paged(path, "task_instances"))
 
     def xcom_values(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        """``task_id -> return_value`` XCom of every task of a run that returned something.
+        """``task_id -> return_value`` XCom for every task of the run that returned something.
 
-        Values are JSON as stored in the DB. For a mapped task the value is the list of its
-        ``return_value``s in ``map_index`` order.
+        Values are the JSON stored in the DB (dicts, lists, strings, numbers come back as such). For a
+        mapped task the value is the list of its ``return_value``\\ s in ``map_index`` order.
         """
+        run_path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
         values: dict[str, Any] = {}
         mapped: dict[str, dict[int, Any]] = {}
         for ti in self.task_instances(dag_id, run_id):
             task_id, map_index = ti["task_id"], ti["map_index"]
             resp = self.rest(
                 "GET",
-                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+                f"{run_path}/taskInstances/{quote(task_id, safe='')}/xcomEntries/return_value",
                 params={"map_index": map_index},
             )
             if resp.status_code == 404:
@@ -501,37 +514,39 @@ class AirflowStack:
             values[task_id] = [by_index[i] for i in sorted(by_index)]
         return values
 
+    def explain(self, dag_id: str, run_id: str, chars: int = 3000) -> str:
+        """Task states and the tail of every task log of a run: the message for a failed assertion."""
+        states = {f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in self.task_instances(dag_id, run_id)}
+        run_dir = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        logs = [
+            f"--- {path.relative_to(run_dir)} ---\n{path.read_text(errors='replace')[-chars:]}"
+            for path in sorted(run_dir.rglob("*.log"))
+        ]
+        return f"task states: {states}\n" + ("\n".join(logs) or f"(no task logs under {run_dir})")
+
     # ------------------------------------------------------------------ logs
 
     def _tail(self, name: str, chars: int = 3000) -> str:
         path = self.components_dir / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
-        return f"--- {name} (last {chars} chars) ---\n{text[-chars:]}"
+        return f"--- {name} output (last {chars} chars) ---\n{text[-chars:]}"
 
     def _tails(self) -> str:
         return "\n".join(self._tail(name) for name in COMPONENTS)
 
-    def _task_logs_tail(self, dag_id: str, run_id: str, chars: int = 3000) -> str:
-        run_dir = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
-        parts = [
-            f"--- {path.relative_to(run_dir)} ---\n{path.read_text(errors='replace')[-chars:]}"
-            for path in sorted(run_dir.rglob("*.log"))
-        ]
-        return "\n".join(parts) or f"(no task logs under {run_dir})"
-
     def log_text(self) -> str:
-        """Every task log, trigger log, dag-processor log and component output under home, concatenated.
+        """Every ``*.log`` under home concatenated: task and trigger logs, dag-processor logs, component output.
 
-        Meant for leak scans ("the secret appears nowhere"), so it reads every ``*.log`` file under home.
+        Meant for leak scans ("the secret appears nowhere"), hence everything rather than one task's log.
         """
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.home.rglob("*.log")) if path.is_file()
         )
 
     def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
-        """The raw log (JSON lines) of one task in one run: every attempt, map index and trigger log of it."""
+        """Raw log (JSON lines) of one task in one run: all its attempts, map indexes and trigger logs."""
         task_dir = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        files = sorted(p for p in task_dir.rglob("*") if p.is_file())
+        files = sorted(path for path in task_dir.rglob("*") if path.is_file())
         if not files:
             raise FileNotFoundError(f"no log files under {task_dir}")
-        return "\n".join(p.read_text(errors="replace") for p in files)
+        return "\n".join(path.read_text(errors="replace") for path in files)
