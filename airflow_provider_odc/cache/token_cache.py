@@ -8,7 +8,8 @@ A token is looked for in three places, cheapest first:
 
 Steps 2 and 3 run under a per-connection lock (single flight): twenty threads that want a token in a
 cold process cause one exchange. The Variable is read again under the lock, just before exchanging,
-because another worker may have stored a token a moment ago.
+because another worker may have stored a token a moment ago. Across processes, an optional
+``ExchangeLease`` lets one worker exchange while the others wait for its token (see ``lease.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec, EnvelopeError
+from airflow_provider_odc.cache.lease import ExchangeLease
 from airflow_provider_odc.cache.stores import TokenStore
 from airflow_provider_odc.exceptions import OdcAuthError
 
@@ -56,10 +58,12 @@ class TokenCache:
         codec: EnvelopeCodec | None,
         refresh_margin: float,
         jitter: float = PROCESS_JITTER,
+        lease: ExchangeLease | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.codec = codec
+        self.lease = lease
         self.refresh_margin = refresh_margin + jitter
         self.clock = clock
         self.token_endpoint: str | None = None
@@ -96,7 +100,16 @@ class TokenCache:
             if token is not None:  # another task or worker stored a fresh token
                 self._token = token
                 return token
-            return self._exchange(fetch, fallback=self._still_valid(self._token or stored, reject))
+            if self.lease is not None and not self.lease.claim():
+                token = self.lease.wait_for(lambda: self._usable(self._load(), reject))
+                if token is not None:  # the lease holder's token
+                    self._token = token
+                    return token
+            try:
+                return self._exchange(fetch, fallback=self._still_valid(self._token or stored, reject))
+            finally:
+                if self.lease is not None:
+                    self.lease.release()
 
     def _exchange(self, fetch: Fetch, *, fallback: AccessToken | None) -> AccessToken:
         try:

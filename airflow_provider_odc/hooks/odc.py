@@ -26,6 +26,7 @@ from airflow_provider_odc.auth.client_credentials import exchange_client_credent
 from airflow_provider_odc.auth.discovery import fetch_token_endpoint, validate_token_endpoint
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
+from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
 from airflow_provider_odc.cache.stores import VariableTokenStore, variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.exceptions import OdcApiError, OdcError
@@ -115,7 +116,7 @@ class OdcHook(BaseHook):
         settings = self.settings
         if settings.cache_mode == "off":
             return TokenCache(store=None, codec=None, refresh_margin=settings.refresh_margin)
-        store, codec = None, None
+        store, codec, lease = None, None, None
         if settings.cache_mode == "variable":
             key = variable_key_for(settings.conn_id)
             store = VariableTokenStore(key)
@@ -126,9 +127,10 @@ class OdcHook(BaseHook):
                 conn_id=settings.conn_id,
                 variable_key=key,
             )
+            lease = ExchangeLease(VariableTokenStore(lease_key_for(settings.conn_id)), ttl=settings.timeout)
         return TokenCache.shared(
             (settings.cache_identity,),
-            lambda: TokenCache(store=store, codec=codec, refresh_margin=settings.refresh_margin),
+            lambda: TokenCache(store=store, codec=codec, refresh_margin=settings.refresh_margin, lease=lease),
         )
 
     # -- the token ---------------------------------------------------------------------------------
