@@ -54,3 +54,19 @@ class OdcApiError(OdcError):
         self.detail: str | None = problem.get("detail")
         self.error_code: str | None = problem.get("errorCode")
         self.trace_id: str | None = problem.get("traceId")
+
+
+class OdcOperationFailed(OdcError):
+    """A long-running ODC operation (build, deployment, publish, ...) ended in a failure status."""
+
+    def __init__(self, kind: str, key: str, status: str | None, messages: list[str]) -> None:
+        text = f"ODC {kind} {key} ended with status {status}."
+        if messages:
+            text += " ODC says:\n" + "\n".join(f"  - {line}" for line in messages)
+        else:
+            text += " ODC reported no error messages."
+        super().__init__(text)
+        self.kind = kind
+        self.key = key
+        self.status = status
+        self.messages = messages

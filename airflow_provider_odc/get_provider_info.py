@@ -29,8 +29,21 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.hooks.odc"]}],
-        "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.operators.odc"]}],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_odc.hooks.odc", "airflow_provider_odc.hooks.odc_async"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider_odc.operators.odc", "airflow_provider_odc.operators.lifecycle"],
+            }
+        ],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.sensors.odc"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.triggers.odc"]}],
+        "extra-links": ["airflow_provider_odc.links.OdcPortalLink"],
         "connection-types": [
             {
                 "connection-type": "odc",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
 import requests
 import tenacity
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -53,7 +54,7 @@ def surely_not_sent(exc: BaseException) -> bool:
     Only then may a non-idempotent request (POST, PATCH) be sent again: anything later, such as a
     read timeout or a dropped connection, may come after the server has acted on it.
     """
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, httpx.ConnectError, httpx.ConnectTimeout)):
         return True
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
@@ -65,7 +66,8 @@ def transient(exc: BaseException, *, idempotent: bool) -> bool:
     """Is this exception worth another try for a request of this kind?"""
     if surely_not_sent(exc):
         return True
-    return idempotent and isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout))
+    failures = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, httpx.TransportError)
+    return idempotent and isinstance(exc, failures)
 
 
 def retryable_status(status: int, *, idempotent: bool) -> bool:
@@ -84,12 +86,13 @@ class RetryPolicy:
     backoff_max: float = 30.0
     retry_after_cap: float = RETRY_AFTER_CAP
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+    async_sleep: Callable[[float], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
     def wait_seconds(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         if outcome is not None and not outcome.failed:
             response = outcome.result()
-            if isinstance(response, requests.Response):
+            if isinstance(response, (requests.Response, httpx.Response)):
                 delay = parse_retry_after(response.headers.get("Retry-After"), cap=self.retry_after_cap)
                 if delay is not None:
                     return delay
@@ -108,7 +111,20 @@ class RetryPolicy:
         Returns the last response (the caller turns an error status into an exception); re-raises the
         last exception when every attempt failed without a response.
         """
+        return self._retrying(tenacity.Retrying, idempotent=idempotent, describe=describe)(send)
 
+    async def acall(
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        *,
+        idempotent: bool,
+        describe: str,
+    ) -> httpx.Response:
+        """The same as ``call`` for an async sender (httpx), sleeping with ``asyncio.sleep``."""
+        retrying = self._retrying(tenacity.AsyncRetrying, idempotent=idempotent, describe=describe)
+        return await retrying(send)
+
+    def _retrying(self, kind: Any, *, idempotent: bool, describe: str) -> Any:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             outcome = state.outcome
             if outcome is None:
@@ -128,7 +144,12 @@ class RetryPolicy:
                 self.max_retries,
             )
 
-        retrying = tenacity.Retrying(
+        options: dict[str, Any] = {}
+        if kind is tenacity.Retrying:
+            options["sleep"] = self.sleep
+        elif self.async_sleep is not None:
+            options["sleep"] = self.async_sleep
+        return kind(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=self.wait_seconds,
             retry=(
@@ -137,9 +158,8 @@ class RetryPolicy:
                     lambda response: retryable_status(response.status_code, idempotent=idempotent)
                 )
             ),
-            sleep=self.sleep,
             before_sleep=before_sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,
+            **options,
         )
-        return retrying(send)

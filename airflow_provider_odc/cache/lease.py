@@ -77,7 +77,7 @@ class ExchangeLease:
         """The live lease's (owner, expires_at), or None when there is none or it expired."""
         raw = self.store.read()
         try:
-            lease = json.loads(raw) if raw else None
+            lease = json.loads(raw) if raw else {}
             owner, expires_at = str(lease["owner"]), float(lease["expires_at"])
         except (TypeError, ValueError, KeyError):
             return None

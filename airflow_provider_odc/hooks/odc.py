@@ -30,8 +30,9 @@ from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
 from airflow_provider_odc.cache.stores import VariableTokenStore, variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.exceptions import OdcApiError, OdcError
+from airflow_provider_odc.operations import OperationKind, error_messages
 from airflow_provider_odc.retries import IDEMPOTENT_METHODS, RetryPolicy
-from airflow_provider_odc.settings import OdcConnectionSettings, origin_of
+from airflow_provider_odc.settings import ConnectionLike, OdcConnectionSettings, origin_of
 
 _MAX_DETAIL = 500
 _STATUS_HINTS = {
@@ -63,6 +64,8 @@ class OdcHook(BaseHook):
     :param odc_conn_id: an Airflow connection of type ``odc``: host = portal domain, login = client
         ID, password = client secret.
     :param retry_policy: overrides the connection's retry settings (tests, special cases).
+    :param connection: use this connection instead of looking ``odc_conn_id`` up (the async hook
+        passes the one it fetched with ``aget_connection``).
     """
 
     conn_name_attr = "odc_conn_id"
@@ -75,17 +78,20 @@ class OdcHook(BaseHook):
         odc_conn_id: str = default_conn_name,
         *,
         retry_policy: RetryPolicy | None = None,
+        connection: ConnectionLike | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.odc_conn_id = odc_conn_id
         self._retry_policy = retry_policy
+        self._connection = connection
 
     # -- connection and collaborators, built on first use ------------------------------------------
 
     @cached_property
     def settings(self) -> OdcConnectionSettings:
-        settings = OdcConnectionSettings.from_connection(self.get_connection(self.odc_conn_id))
+        connection = self._connection or self.get_connection(self.odc_conn_id)
+        settings = OdcConnectionSettings.from_connection(connection)
         mask_secret(settings.client_secret)
         if settings.cache_secret:
             mask_secret(settings.cache_secret)
@@ -140,6 +146,7 @@ class OdcHook(BaseHook):
         return self._token().value
 
     def _token(self, reject: AccessToken | None = None) -> AccessToken:
+        """The cached token, or a new one; ``reject`` is one ODC just refused (shared with OdcAsyncHook)."""
         return self.token_cache.get(self._fetch_token, reject=reject)
 
     def _fetch_token(self, known_token_endpoint: str | None) -> CachedToken:
@@ -252,6 +259,25 @@ class OdcHook(BaseHook):
             if isinstance(total, int) and seen >= total:
                 return
             offset = next_offset
+
+    # -- long-running operations -------------------------------------------------------------------
+
+    def operation_status(
+        self, kind: OperationKind, key: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The current status of an operation and its full body (never cached: ODC status changes)."""
+        body = self.request("GET", kind.path(key), params=params).json()
+        return kind.status_of(body), body if isinstance(body, dict) else {}
+
+    def operation_errors(self, kind: OperationKind, key: str) -> list[str]:
+        """The Error messages ODC logged for an operation; a read failure is reported, not raised."""
+        if kind.messages_path is None:
+            return []
+        try:
+            items = list(self.paginate(kind.messages_path.format(key=key), max_items=1000))
+        except OdcError as exc:
+            return [f"(the operation's messages could not be read: {exc})"]
+        return error_messages(items)
 
     def _url_for(self, endpoint: str) -> str:
         origin = self.settings.origin

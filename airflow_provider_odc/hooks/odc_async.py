@@ -1,0 +1,113 @@
+"""OdcAsyncHook: the triggerer's way to call ODC, with the same token and the same rules as OdcHook.
+
+A trigger shares the triggerer's event loop with every other trigger, so nothing here may block it:
+the connection comes from ``aget_connection``, HTTP goes through ``httpx.AsyncClient``, and the token
+cache (Variable reads and writes, and the rare exchange) runs in a worker thread via
+``sync_to_async``. The token is the one the tasks use: with a warm cache a defer/resume cycle makes
+no token exchange at all.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from airflow.sdk import BaseHook
+from asgiref.sync import sync_to_async
+
+from airflow_provider_odc.exceptions import OdcApiError
+from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.operations import OperationKind
+from airflow_provider_odc.retries import RetryPolicy
+
+
+class OdcAsyncHook:
+    """Async GETs against ODC for triggers. Use ``async with OdcAsyncHook(conn_id) as hook:``."""
+
+    def __init__(
+        self, odc_conn_id: str = OdcHook.default_conn_name, *, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        self.odc_conn_id = odc_conn_id
+        self._retry_policy = retry_policy
+        self._hook: OdcHook | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> OdcAsyncHook:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _sync_hook(self) -> OdcHook:
+        """An OdcHook on the connection fetched without blocking; it holds settings and the token cache."""
+        if self._hook is None:
+            try:
+                connection = await BaseHook.aget_connection(self.odc_conn_id)
+            except Exception:  # e.g. inline triggers under `airflow dags test`, where only the sync path works
+                connection = await sync_to_async(BaseHook.get_connection)(self.odc_conn_id)
+            hook = OdcHook(self.odc_conn_id, retry_policy=self._retry_policy, connection=connection)
+            await sync_to_async(lambda: hook.settings)()  # validates the connection; masks the secret
+            self._hook = hook
+        return self._hook
+
+    async def _client_for(self, hook: OdcHook) -> httpx.AsyncClient:
+        if self._client is None:
+            settings = hook.settings
+            self._client = httpx.AsyncClient(
+                verify=settings.verify,
+                timeout=settings.timeout,
+                follow_redirects=False,
+                headers={"User-Agent": hook.session.headers["User-Agent"], "Accept": "application/json"},
+            )
+        return self._client
+
+    async def get(self, endpoint: str, *, params: dict[str, Any] | None = None) -> httpx.Response:
+        """GET an ODC endpoint: the same retries, 401 refresh and errors as ``OdcHook.request``."""
+        hook = await self._sync_hook()
+        client = await self._client_for(hook)
+        url = hook._url_for(endpoint)
+        path = urlsplit(url).path
+
+        async def send(token_value: str) -> httpx.Response:
+            async def once() -> httpx.Response:
+                started = time.monotonic()
+                response = await client.get(url, params=params, headers={"Authorization": f"Bearer {token_value}"})
+                hook.log.debug(
+                    "ODC GET %s -> %s in %.0f ms (async)",
+                    path,
+                    response.status_code,
+                    (time.monotonic() - started) * 1000,
+                )
+                return response
+
+            try:
+                return await hook.retry_policy.acall(once, idempotent=True, describe=f"ODC GET {path}")
+            except httpx.HTTPError as exc:
+                raise OdcApiError(
+                    f"ODC connection '{self.odc_conn_id}': GET {path} failed: {type(exc).__name__}. "
+                    "Check that the triggerer can reach the portal.",
+                    method="GET",
+                    path=path,
+                    status=None,
+                ) from None
+
+        token = await sync_to_async(hook._token)()
+        response = await send(token.value)
+        if response.status_code == 401:
+            hook.log.info("ODC answered 401 to GET %s with token %s; fetching a new token.", path, token.fingerprint)
+            token = await sync_to_async(hook._token)(token)
+            response = await send(token.value)
+        if response.status_code >= 300:
+            raise hook._api_error("GET", path, response)  # type: ignore[arg-type]
+        return response
+
+    async def operation_status(self, kind: OperationKind, key: str, params: dict[str, Any] | None = None) -> str | None:
+        body = (await self.get(kind.path(key), params=params)).json()
+        return kind.status_of(body)

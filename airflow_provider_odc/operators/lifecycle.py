@@ -1,0 +1,348 @@
+"""Build, deploy, configure, publish and tag ODC apps: one family of operators with the same arguments.
+
+Every operator that starts an operation pushes its key (XCom ``operation_key``) and a link to the ODC
+Portal before it waits, waits by default (deferrable when asked), succeeds only on the operation's
+success status, and on failure raises with ODC's own error messages. Assets are given by key or exact
+name, stages by key or name (``"Production"``), revisions by number, ``"latest"`` or ``"highest-tag"``.
+POSTs that start operations are never re-sent once ODC may have processed them (only a 429 is retried,
+honouring ODC's 10-per-minute limits).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_odc.exceptions import OdcError
+from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.links import PORTAL_URL_XCOM_KEY, OdcPortalLink, portal_url
+from airflow_provider_odc.operations import OPERATION_KINDS
+from airflow_provider_odc.resolve import BUILDS, resolve_asset, resolve_revision, resolve_stage, reusable_build
+from airflow_provider_odc.waiting import (
+    DEFAULT_WAIT_TIMEOUT,
+    FAST_INTERVAL,
+    FAST_PERIOD,
+    SLOW_INTERVAL,
+    OperationWaiter,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
+PUBLISHES = "/api/deployments/v1/publish-operations"
+
+
+class OdcOperationOperator(OperationWaiter, BaseOperator):
+    """Base of the operators that start a long-running ODC operation. Subclasses implement ``start``.
+
+    :param odc_conn_id: the ``odc`` connection.
+    :param wait_for_completion: wait until the operation ends (default); else return its key at once.
+    :param deferrable: wait in the triggerer, freeing the worker slot. Default: Airflow's
+        ``[operators] default_deferrable``.
+    :param wait_timeout: seconds to wait for the operation before failing the task (it keeps running
+        in ODC). Default 3600.
+    :param fast_interval, fast_period, slow_interval: the poll schedule (ODC's: every 5 s for the first
+        30 s, then every 30 s).
+    """
+
+    kind: ClassVar[str]
+    operator_extra_links = (OdcPortalLink(),)
+    ui_color = "#c9e4ff"
+
+    def __init__(
+        self,
+        *,
+        odc_conn_id: str = OdcHook.default_conn_name,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        fast_interval: float = FAST_INTERVAL,
+        fast_period: float = FAST_PERIOD,
+        slow_interval: float = SLOW_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.odc_conn_id = odc_conn_id
+        self.wait_for_completion = wait_for_completion
+        self._init_waiting(
+            deferrable=deferrable,
+            wait_timeout=wait_timeout,
+            fast_interval=fast_interval,
+            fast_period=fast_period,
+            slow_interval=slow_interval,
+            poll_params=None,
+        )
+
+    def start(self, hook: OdcHook) -> tuple[str, str]:
+        """Start the operation; return its key and the ODC Portal URL to show."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> str:
+        hook = OdcHook(self.odc_conn_id)
+        started_at = time.time()
+        key, url = self.start(hook)
+        context["ti"].xcom_push(key="operation_key", value=key)
+        context["ti"].xcom_push(key=PORTAL_URL_XCOM_KEY, value=url)
+        self.log.info("ODC %s %s started: %s", self.kind, key, url)
+        if not self.wait_for_completion:
+            return key
+        return self.wait_for(hook, OPERATION_KINDS[self.kind], key, started_at)
+
+
+class OdcBuildOperator(OdcOperationOperator):
+    """Build an asset revision; returns the ``buildKey``.
+
+    By default an existing Release build of the same revision (finished, or still running) is reused
+    instead of starting a duplicate: ODC allows 10 build POSTs per minute.
+
+    :param asset: asset key or exact name. Templated.
+    :param revision: number, ``"latest"`` (default) or ``"highest-tag"``. Templated.
+    :param build_type: ``"Release"`` (default; the only type ODC deploys) or ``"Debug"``.
+    :param reuse_existing_build: reuse a matching Release build. Default True.
+    """
+
+    kind = "build"
+    template_fields: Sequence[str] = ("asset", "revision")
+
+    def __init__(
+        self,
+        *,
+        asset: str,
+        revision: int | str = "latest",
+        build_type: str = "Release",
+        reuse_existing_build: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if build_type not in ("Release", "Debug"):
+            raise ValueError(f"build_type must be 'Release' or 'Debug', not {build_type!r}.")
+        self.asset = asset
+        self.revision = revision
+        self.build_type = build_type
+        self.reuse_existing_build = reuse_existing_build
+
+    def start(self, hook: OdcHook) -> tuple[str, str]:
+        asset = resolve_asset(hook, self.asset)
+        revision = resolve_revision(hook, asset["assetKey"], self.revision)
+        url = portal_url(hook.settings.origin, asset["assetKey"])
+        if self.reuse_existing_build and self.build_type == "Release":
+            existing = reusable_build(hook, asset["assetKey"], revision, finished_only=False)
+            if existing is not None:
+                self.log.info(
+                    "Reusing %s Release build %s of %s revision %s.",
+                    existing.get("status"),
+                    existing["buildKey"],
+                    asset["name"],
+                    revision,
+                )
+                return str(existing["buildKey"]), url
+        body = {"assetKey": asset["assetKey"], "assetRevision": revision, "buildType": self.build_type}
+        response = hook.request("POST", BUILDS, json=body).json()
+        return str(response["buildKey"]), url
+
+
+class OdcDeployOperator(OdcOperationOperator):
+    """Deploy an asset revision to a stage; returns the deployment operation key.
+
+    :param asset: asset key or exact name. Templated.
+    :param stage: stage key or name, e.g. ``"Production"``. Templated.
+    :param revision: number, ``"latest"`` (default) or ``"highest-tag"``. Templated.
+    :param build_key: the Release build to deploy. Templated. Default: the revision's finished
+        Release build.
+    :param build_if_missing: when the revision has no Release build, build it first (the build is
+        awaited in the worker; put an ``OdcBuildOperator`` before this task to defer that wait too).
+    """
+
+    kind = "deployment"
+    template_fields: Sequence[str] = ("asset", "stage", "revision", "build_key")
+    operation = "Deploy"
+
+    def __init__(
+        self,
+        *,
+        asset: str,
+        stage: str,
+        revision: int | str = "latest",
+        build_key: str | None = None,
+        build_if_missing: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset = asset
+        self.stage = stage
+        self.revision = revision
+        self.build_key = build_key
+        self.build_if_missing = build_if_missing
+
+    def start(self, hook: OdcHook) -> tuple[str, str]:
+        asset = resolve_asset(hook, self.asset)
+        stage = resolve_stage(hook, self.stage)
+        revision = resolve_revision(hook, asset["assetKey"], self.revision)
+        body = {
+            "operation": self.operation,
+            "assetKey": asset["assetKey"],
+            "revision": revision,
+            "buildKey": self.build_key or self._release_build(hook, asset, revision),
+            "environmentKey": stage["key"],
+        }
+        self.log.info("Deploying %s revision %s to %s.", asset["name"], revision, stage["name"])
+        response = hook.request("POST", DEPLOYMENTS, json=body).json()
+        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+
+    def _release_build(self, hook: OdcHook, asset: dict[str, Any], revision: int) -> str:
+        build = reusable_build(hook, asset["assetKey"], revision, finished_only=True)
+        if build is not None:
+            return str(build["buildKey"])
+        if not self.build_if_missing:
+            raise OdcError(
+                f"{asset['name']} revision {revision} has no finished Release build. Set build_if_missing=True "
+                "or run an OdcBuildOperator first."
+            )
+        body = {"assetKey": asset["assetKey"], "assetRevision": revision, "buildType": "Release"}
+        build_key = str(hook.request("POST", BUILDS, json=body).json()["buildKey"])
+        self.log.info("Building %s revision %s first: build %s.", asset["name"], revision, build_key)
+        return self._poll_build(hook, build_key)
+
+    def _poll_build(self, hook: OdcHook, build_key: str) -> str:
+        kind = OPERATION_KINDS["build"]
+        started_at = time.time()
+        status, _ = hook.operation_status(kind, build_key)
+        if not kind.is_terminal(status):
+            status = self._poll(hook, kind, build_key, started_at)
+        return self.finish(hook, kind, build_key, status)
+
+
+class OdcApplyConfigsOperator(OdcOperationOperator):
+    """Apply pending configuration changes of an asset on a stage, without a code deployment.
+
+    :param asset: asset key or exact name. Templated.
+    :param stage: stage key or name. Templated.
+    :param revision: the deployed revision (number, ``"latest"`` or ``"highest-tag"``), or None to let
+        ODC use the deployed one (the documented example omits it). Templated.
+    """
+
+    kind = "deployment"
+    template_fields: Sequence[str] = ("asset", "stage", "revision")
+
+    def __init__(self, *, asset: str, stage: str, revision: int | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset = asset
+        self.stage = stage
+        self.revision = revision
+
+    def start(self, hook: OdcHook) -> tuple[str, str]:
+        asset = resolve_asset(hook, self.asset)
+        stage = resolve_stage(hook, self.stage)
+        body: dict[str, Any] = {
+            "operation": "ApplyConfigs",
+            "assetKey": asset["assetKey"],
+            "environmentKey": stage["key"],
+        }
+        if self.revision is not None:
+            body["revision"] = resolve_revision(hook, asset["assetKey"], self.revision)
+        response = hook.request("POST", DEPLOYMENTS, json=body).json()
+        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+
+
+class OdcUndeployOperator(OdcOperationOperator):
+    """Remove an asset from a stage.
+
+    :param asset: asset key or exact name. Templated.
+    :param stage: stage key or name. Templated.
+    """
+
+    kind = "deployment"
+    template_fields: Sequence[str] = ("asset", "stage")
+
+    def __init__(self, *, asset: str, stage: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset = asset
+        self.stage = stage
+
+    def start(self, hook: OdcHook) -> tuple[str, str]:
+        asset = resolve_asset(hook, self.asset)
+        stage = resolve_stage(hook, self.stage)
+        body = {"operation": "Undeploy", "assetKey": asset["assetKey"], "environmentKey": stage["key"]}
+        response = hook.request("POST", DEPLOYMENTS, json=body).json()
+        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+
+
+class OdcPublishOperator(OdcOperationOperator):
+    """Publish an asset revision; returns the publish operation key.
+
+    :param asset: asset key or exact name. Templated.
+    :param revision: number, ``"latest"`` (default) or ``"highest-tag"``. Templated.
+    :param stage: optional stage key or name (ODC: for the hotfix scenario). Templated.
+    """
+
+    kind = "publish"
+    template_fields: Sequence[str] = ("asset", "revision", "stage")
+
+    def __init__(self, *, asset: str, revision: int | str = "latest", stage: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset = asset
+        self.revision = revision
+        self.stage = stage
+
+    def start(self, hook: OdcHook) -> tuple[str, str]:
+        asset = resolve_asset(hook, self.asset)
+        body: dict[str, Any] = {
+            "operation": "Publish",
+            "assetKey": asset["assetKey"],
+            "revision": resolve_revision(hook, asset["assetKey"], self.revision),
+        }
+        stage_key = resolve_stage(hook, self.stage)["key"] if self.stage else None
+        if stage_key:
+            body["environmentKey"] = stage_key
+        response = hook.request("POST", PUBLISHES, json=body).json()
+        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage_key)
+
+
+class OdcTagRevisionOperator(BaseOperator):
+    """Tag an asset revision with a version (``MAJOR.MINOR.PATCH``) and optional release notes.
+
+    ODC requires a new tag, higher than the asset's current highest. Returns
+    ``{"assetKey", "revision", "tag"}``.
+
+    :param asset: asset key or exact name. Templated.
+    :param revision: number, ``"latest"`` or ``"highest-tag"``. Templated.
+    :param tag: the version, e.g. ``"1.4.0"``. Templated.
+    :param release_notes: release notes (ODC stores them verbatim; existing ones are HTML). Templated.
+    """
+
+    template_fields: Sequence[str] = ("asset", "revision", "tag", "release_notes")
+    operator_extra_links = (OdcPortalLink(),)
+    ui_color = "#c9e4ff"
+
+    def __init__(
+        self,
+        *,
+        asset: str,
+        revision: int | str,
+        tag: str,
+        release_notes: str | None = None,
+        odc_conn_id: str = OdcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset = asset
+        self.revision = revision
+        self.tag = tag
+        self.release_notes = release_notes
+        self.odc_conn_id = odc_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = OdcHook(self.odc_conn_id)
+        asset = resolve_asset(hook, self.asset)
+        revision = resolve_revision(hook, asset["assetKey"], self.revision)
+        context["ti"].xcom_push(key=PORTAL_URL_XCOM_KEY, value=portal_url(hook.settings.origin, asset["assetKey"]))
+        body: dict[str, Any] = {"tag": self.tag}
+        if self.release_notes is not None:
+            body["releaseNotes"] = self.release_notes
+        hook.request("PATCH", f"/api/asset-repository/v1/assets/{asset['assetKey']}/revisions/{revision}", json=body)
+        self.log.info("Tagged %s revision %s as %s.", asset["name"], revision, self.tag)
+        return {"assetKey": asset["assetKey"], "revision": revision, "tag": self.tag}

@@ -1,0 +1,77 @@
+"""OdcOperationSensor: wait for any long-running ODC operation by kind and key."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.operations import operation_kind
+from airflow_provider_odc.waiting import FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL, OperationWaiter
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
+    """Succeeds when the operation ends in its success status; fails with ODC's messages otherwise.
+
+    :param kind: ``build``, ``deployment``, ``publish``, or another kind of
+        ``airflow_provider_odc.operations.OPERATION_KINDS``.
+    :param operation_key: the operation's key (a build's ``buildKey``). Templated, e.g.
+        ``"{{ ti.xcom_pull('deploy', key='operation_key') }}"``.
+    :param deferrable: wait in the triggerer instead of a worker slot. Default: Airflow's
+        ``[operators] default_deferrable``.
+    :param poll_params: extra query parameters of the status call (native mobile builds).
+    :param fast_interval, fast_period, slow_interval: the deferrable poll schedule (ODC: 5 s for the
+        first 30 s, then 30 s). In poke mode, ``poke_interval`` applies.
+    """
+
+    template_fields: Sequence[str] = ("operation_key",)
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        operation_key: str,
+        odc_conn_id: str = OdcHook.default_conn_name,
+        deferrable: bool | None = None,
+        poll_params: dict[str, Any] | None = None,
+        fast_interval: float = FAST_INTERVAL,
+        fast_period: float = FAST_PERIOD,
+        slow_interval: float = SLOW_INTERVAL,
+        poke_interval: float = 30,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        operation_kind(kind)
+        self.kind = kind
+        self.operation_key = operation_key
+        self.odc_conn_id = odc_conn_id
+        self._init_waiting(
+            deferrable=deferrable,
+            wait_timeout=float(self.timeout),
+            fast_interval=fast_interval,
+            fast_period=fast_period,
+            slow_interval=slow_interval,
+            poll_params=poll_params,
+        )
+
+    def poke(self, context: Context) -> bool:
+        hook = OdcHook(self.odc_conn_id)
+        kind = operation_kind(self.kind)
+        status, _ = hook.operation_status(kind, self.operation_key, self.poll_params)
+        self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, status)
+        if not kind.is_terminal(status):
+            return False
+        self.finish(hook, kind, self.operation_key, status)
+        return True
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        hook = OdcHook(self.odc_conn_id)
+        return self.wait_for(hook, operation_kind(self.kind), self.operation_key, started_at=time.time())
