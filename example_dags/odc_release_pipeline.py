@@ -30,7 +30,7 @@ with DAG(
     start_date=datetime(2025, 1, 1),
     catchup=False,
     params={
-        "asset": Param("Sales Portal 001", type="string", description="App name (exact) or asset key"),
+        "asset": Param("Claims Intake 001", type="string", description="App name (exact) or asset key"),
         "revision": Param("latest", type=["string", "integer"], description="Number, latest or highest-tag"),
     },
     tags=["odc", "example", "release"],

@@ -1,0 +1,185 @@
+"""Build, deploy, configure, publish and tag against the emulator: success, failure, deferral, limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcOperationFailed
+from airflow_provider_odc.operators.lifecycle import (
+    OdcApplyConfigsOperator,
+    OdcBuildOperator,
+    OdcDeployOperator,
+    OdcPublishOperator,
+    OdcTagRevisionOperator,
+    OdcUndeployOperator,
+)
+from airflow_provider_odc.sensors.odc import OdcOperationSensor
+
+from .conftest import RecordingTI, run_operator, web_app
+
+FAST = {"fast_interval": 0.05, "fast_period": 5, "slow_interval": 0.05}
+
+
+def started(emulator: Any, kind: str) -> int:
+    return int(emulator.stats()["operations_started"].get(kind, 0))
+
+
+def test_build_returns_the_build_key_and_links_to_the_portal(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=False)
+    build_key, ti = run_operator(OdcBuildOperator(task_id="build", asset=app["name"], **FAST))
+    assert ti.xcom["operation_key"] == build_key
+    assert ti.xcom["odc_portal_url"] == f"{fast_emulator.base_url}/apps/application?id={app['assetKey']}"
+    assert started(fast_emulator, "build") == 1
+    builds = next(a for a in fast_emulator.inventory()["assets"] if a["assetKey"] == app["assetKey"])["builds"]
+    assert {"buildKey": build_key, "revision": app["latestRevision"], "buildType": "Release", "status": "Finished"} in [
+        {k: b[k] for k in ("buildKey", "revision", "buildType", "status")} for b in builds
+    ]
+
+
+def test_build_reuses_an_existing_release_build(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    existing = next(
+        b["buildKey"]
+        for b in app["builds"]
+        if b["revision"] == app["latestRevision"] and b["buildType"] == "Release" and b["status"] == "Finished"
+    )
+    build_key, _ = run_operator(OdcBuildOperator(task_id="build", asset=app["assetKey"], **FAST))
+    assert build_key == existing
+    assert started(fast_emulator, "build") == 0
+    forced, _ = run_operator(OdcBuildOperator(task_id="b", asset=app["assetKey"], reuse_existing_build=False, **FAST))
+    assert forced != existing and started(fast_emulator, "build") == 1
+
+
+def test_failed_build_raises_with_odc_messages(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=False)
+    fast_emulator.fail_next("build", messages=["Cannot compile action 'Checkout': missing input"])
+    with pytest.raises(OdcOperationFailed) as caught:
+        run_operator(OdcBuildOperator(task_id="build", asset=app["name"], **FAST))
+    assert caught.value.status == "FinishedWithErrors"
+    assert "Cannot compile action 'Checkout': missing input" in str(caught.value)
+
+
+def test_deploy_by_stage_name_with_build_if_missing(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=False)
+    with pytest.raises(OdcError, match="has no finished Release build"):
+        run_operator(OdcDeployOperator(task_id="deploy", asset=app["name"], stage="QA", **FAST))
+    assert started(fast_emulator, "deploy") == 0
+
+    key, ti = run_operator(
+        OdcDeployOperator(task_id="deploy", asset=app["name"], stage="qa", build_if_missing=True, **FAST)
+    )
+    assert ti.xcom["operation_key"] == key
+    assert "stageid=" in ti.xcom["odc_portal_url"]
+    deployed = next(a for a in fast_emulator.inventory()["assets"] if a["assetKey"] == app["assetKey"])["deployed"]
+    assert deployed["QA"]["revision"] == app["latestRevision"]
+    assert started(fast_emulator, "build") == 1 and started(fast_emulator, "deploy") == 1
+
+
+def test_failed_deployment_raises_with_its_error_messages(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    fast_emulator.fail_next("deploy", messages=["Database upgrade failed for entity Order", "Rolled back"])
+    with pytest.raises(OdcOperationFailed) as caught:
+        run_operator(OdcDeployOperator(task_id="deploy", asset=app["name"], stage="Production", **FAST))
+    assert caught.value.status == "FinishedWithError"
+    first, second = caught.value.messages[:2]
+    assert first.startswith("Database upgrade failed for entity Order") and second.startswith("Rolled back")
+
+
+def test_deferrable_deploy_waits_in_the_trigger_without_a_new_token(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    operator = OdcDeployOperator(task_id="deploy", asset=app["name"], stage="QA", deferrable=True, **FAST)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": RecordingTI()})
+    assert deferred.value.trigger.serialize()[1]["kind"] == "deployment"
+    exchanges_before = fast_emulator.stats()["token_exchanges"]
+    key, _ = run_operator(operator)
+    assert fast_emulator.stats()["token_exchanges"] == exchanges_before == 1
+    assert key
+
+
+def test_finished_operation_does_not_defer(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    # The reused build is already Finished: the deferrable build operator returns without deferring.
+    assert OdcBuildOperator(task_id="b", asset=app["name"], deferrable=True).execute({"ti": RecordingTI()})
+
+
+def test_deploy_post_is_not_resent_after_a_timeout(fast_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ODC_DEFAULT",
+        json.dumps({**fast_emulator.connection_dict(), "extra": {"timeout": 1}}),
+    )
+    fast_emulator.add_fault(target="api", latency=2.0, count=1, path_prefix="/api/deployments/v1/deployment-operations")
+    with pytest.raises(OdcApiError, match="not sent again"):
+        run_operator(OdcDeployOperator(task_id="deploy", asset=app["name"], stage="QA", **FAST))
+    time.sleep(1.5)  # let the emulator finish the delayed request
+    assert fast_emulator.stats()["api_calls"]["POST /api/deployments/v1/deployment-operations"] == 1
+
+
+def test_twelve_deploys_in_a_minute_all_succeed_by_honouring_429(
+    fast_emulator: Any, no_real_sleep: list[float]
+) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    stages = ["QA", "Production", "Development"]
+    keys = [
+        run_operator(OdcDeployOperator(task_id=f"deploy_{n}", asset=app["name"], stage=stages[n % 3], **FAST))[0]
+        for n in range(12)
+    ]
+    assert len(set(keys)) == 12
+    assert started(fast_emulator, "deploy") == 12
+    assert fast_emulator.stats()["rate_limited"] >= 1 and no_real_sleep and max(no_real_sleep) <= 60
+
+
+def test_apply_configs_undeploy_and_publish(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    assert run_operator(OdcApplyConfigsOperator(task_id="cfg", asset=app["name"], stage="Production", **FAST))[0]
+    assert run_operator(OdcUndeployOperator(task_id="undeploy", asset=app["name"], stage="Production", **FAST))[0]
+    deployed = next(a for a in fast_emulator.inventory()["assets"] if a["assetKey"] == app["assetKey"])["deployed"]
+    assert "Production" not in deployed
+    assert run_operator(OdcPublishOperator(task_id="publish", asset=app["name"], **FAST))[0]
+    assert started(fast_emulator, "apply_configs") == started(fast_emulator, "undeploy") == 1
+    assert started(fast_emulator, "publish") == 1
+
+
+def test_tag_a_revision_then_resolve_highest_tag(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    major = int((app["highestTag"] or "0.0.0").split(".")[0]) + 1
+    result, _ = run_operator(
+        OdcTagRevisionOperator(
+            task_id="tag", asset=app["name"], revision="latest", tag=f"{major}.0.0", release_notes="<p>New</p>"
+        )
+    )
+    assert result == {"assetKey": app["assetKey"], "revision": app["latestRevision"], "tag": f"{major}.0.0"}
+    with pytest.raises(OdcApiError) as caught:
+        run_operator(OdcTagRevisionOperator(task_id="tag", asset=app["name"], revision=1, tag=f"{major}.0.0"))
+    assert caught.value.status == 400 and caught.value.error_code == "OS-APPS-40021"
+
+
+def test_unknown_stage_lists_the_stages(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=True)
+    with pytest.raises(
+        OdcError, match="stage 'Staging' not found; the API client can see: Development, QA, Production"
+    ):
+        run_operator(OdcDeployOperator(task_id="deploy", asset=app["name"], stage="Staging", **FAST))
+
+
+def test_sensor_poke_and_deferrable(fast_emulator: Any) -> None:
+    app = web_app(fast_emulator, with_release_build=False)
+    build_key, _ = run_operator(OdcBuildOperator(task_id="build", asset=app["name"], wait_for_completion=False))
+    sensor = OdcOperationSensor(task_id="wait", kind="build", operation_key=build_key)
+    assert sensor.poke({}) is False
+    deferred = OdcOperationSensor(task_id="wait", kind="build", operation_key=build_key, deferrable=True, **FAST)
+    assert run_operator(deferred)[0] == build_key
+    assert sensor.poke({}) is True
+
+    fast_emulator.fail_next("build", messages=["Out of memory"])
+    failing, _ = run_operator(OdcBuildOperator(task_id="b2", asset=app["name"], reuse_existing_build=False,
+                                               wait_for_completion=False))  # fmt: skip
+    time.sleep(0.5)
+    with pytest.raises(OdcOperationFailed, match="Out of memory"):
+        OdcOperationSensor(task_id="wait", kind="build", operation_key=failing).poke({})

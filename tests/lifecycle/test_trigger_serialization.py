@@ -1,0 +1,56 @@
+"""The trigger's arguments are what Airflow stores in its database: JSON, complete, and secret-free."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.triggers.odc import OdcOperationTrigger
+
+
+def make_trigger(**overrides: Any) -> OdcOperationTrigger:
+    arguments: dict[str, Any] = {
+        "odc_conn_id": "odc_default",
+        "kind": "deployment",
+        "operation_key": "6f1f1e0c-8a9e-4a51-9c51-3f5a0f7a2b11",
+        "end_time": time.time() + 600,
+        "started_at": time.time(),
+        **overrides,
+    }
+    return OdcOperationTrigger(**arguments)
+
+
+def test_round_trip() -> None:
+    trigger = make_trigger(fast_interval=1.0, poll_params={"environmentKey": "e"})
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+
+def test_no_token_or_secret_in_the_arguments(odc_emulator: Any, odc_connection: str) -> None:
+    token = OdcHook(odc_connection).get_access_token()
+    _, kwargs = make_trigger().serialize()
+    stored = json.dumps(kwargs)
+    assert token not in stored and odc_emulator.client_secret not in stored
+    assert set(kwargs) == {
+        "odc_conn_id",
+        "kind",
+        "operation_key",
+        "end_time",
+        "started_at",
+        "poll_params",
+        "fast_interval",
+        "fast_period",
+        "slow_interval",
+    }
+
+
+def test_unknown_kind_fails_when_the_dag_is_written() -> None:
+    with pytest.raises(ValueError, match="Unknown ODC operation kind 'deploy'"):
+        make_trigger(kind="deploy")
