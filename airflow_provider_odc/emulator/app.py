@@ -4,6 +4,9 @@ Handlers are ``async`` so an injected latency (``asyncio.sleep``) never blocks o
 shared ``EmulatorState`` only through its short, locked methods. Paths, status codes and bodies follow the
 official ODC OpenAPI specs and the documented Keycloak-style authentication; where ODC documents nothing
 (token error bodies, error codes) the emulator does what Keycloak / ASP.NET Core usually do.
+
+The release lifecycle (revisions and tags, builds, deploy and publish operations, deployed assets) and its
+``/_emulator`` controls are registered from ``release_routes``; shared HTTP helpers live in ``web``.
 """
 
 from __future__ import annotations
@@ -12,9 +15,8 @@ import asyncio
 import base64
 import binascii
 import json
-import secrets
 import uuid
-from http import HTTPStatus
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -22,34 +24,27 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
+from airflow_provider_odc.emulator.web import (
+    CONTROL_PREFIX,
+    INT32_MAX,
+    QueryError,
+    _bool_param,
+    _int_param,
+    _list_param,
+    page_with_totals,
+    problem_response,
+    validation_problem,
+)
 
 DISCOVERY_PATH = "/identity/.well-known/openid-configuration"
 TOKEN_ROUTE = "/auth/realms/{realm}/protocol/openid-connect/token"
 ASSETS_ROUTE = "/api/asset-repository/v1/assets"
 ASSET_ROUTE = "/api/asset-repository/v1/assets/{assetKey}"
 ENVIRONMENTS_ROUTE = "/api/portfolios/v2/environments"
-CONTROL_PREFIX = "/_emulator"
-INT32_MAX = 2**31 - 1
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-# ASP.NET Core's default ProblemDetails ``type`` links.
-PROBLEM_TYPES = {
-    400: "https://tools.ietf.org/html/rfc9110#section-15.5.1",
-    401: "https://tools.ietf.org/html/rfc9110#section-15.5.2",
-    403: "https://tools.ietf.org/html/rfc9110#section-15.5.4",
-    404: "https://tools.ietf.org/html/rfc9110#section-15.5.5",
-    405: "https://tools.ietf.org/html/rfc9110#section-15.5.6",
-    409: "https://tools.ietf.org/html/rfc9110#section-15.5.10",
-    422: "https://tools.ietf.org/html/rfc9110#section-15.5.21",
-    429: "https://tools.ietf.org/html/rfc6585#section-4",
-    500: "https://tools.ietf.org/html/rfc9110#section-15.6.1",
-    502: "https://tools.ietf.org/html/rfc9110#section-15.6.3",
-    503: "https://tools.ietf.org/html/rfc9110#section-15.6.4",
-    504: "https://tools.ietf.org/html/rfc9110#section-15.6.5",
-}
 
 NOT_JSON_PAGE = (
     "<!DOCTYPE html><html><head><title>Sign in</title></head>"
@@ -57,62 +52,11 @@ NOT_JSON_PAGE = (
 )
 
 
-class QueryError(ValueError):
-    """A bad query parameter; becomes an ASP.NET-style validation ProblemDetails (400)."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(message)
-        self.parameter = parameter
-
-
 class ControlError(ValueError):
     """A bad ``/_emulator`` request body."""
 
 
 # Responses ---------------------------------------------------------------------------------------------
-
-
-def _status_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def problem_response(
-    request: Request,
-    status: int,
-    detail: str,
-    error_code: str,
-    *,
-    title: str | None = None,
-    headers: dict[str, str] | None = None,
-    errors: dict[str, list[str]] | None = None,
-) -> JSONResponse:
-    """RFC 7807 body with ODC's extra ``traceId`` and ``errorCode`` fields."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPES.get(status, "about:blank"),
-        "title": title or _status_phrase(status),
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "traceId": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
-        "errorCode": error_code,
-    }
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
-
-
-def validation_problem(request: Request, error: QueryError, error_code: str) -> JSONResponse:
-    return problem_response(
-        request,
-        400,
-        str(error),
-        error_code,
-        title="One or more validation errors occurred.",
-        errors={error.parameter: [str(error)]},
-    )
 
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -170,39 +114,6 @@ def discovery_document(base_url: str, realm_path: str) -> dict[str, Any]:
     }
 
 
-# Query parameters --------------------------------------------------------------------------------------
-
-
-def _int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not valid for {name}.") from None
-    if not minimum <= value <= maximum:
-        raise QueryError(name, f"The field {name} must be between {minimum} and {maximum}.")
-    return value
-
-
-def _list_param(request: Request, name: str) -> list[str]:
-    """Arrays arrive as repeated keys (``?a=x&a=y``) or comma-separated (``?a=x,y``); accept both."""
-    values: list[str] = []
-    for raw in request.query_params.getlist(name):
-        values.extend(part.strip() for part in raw.split(",") if part.strip())
-    return values
-
-
-def _bool_param(request: Request, name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    raise QueryError(name, f"The value '{raw}' is not valid for {name}.")
-
-
 # Request log middleware --------------------------------------------------------------------------------
 
 
@@ -252,9 +163,13 @@ def create_app(state: EmulatorState) -> FastAPI:
             await asyncio.sleep(fault.latency)
         return fault
 
-    async def guard_api(request: Request, template: str) -> Response | None:
-        """Count the call, apply faults, then demand a valid bearer token; a Response means 'stop here'."""
-        state.count_api_call(f"{request.method} {template}")
+    async def guard_api(request: Request, template: str, rate_limited: bool = False) -> Response | None:
+        """Count the call, apply faults and the POST rate limit, then demand a valid bearer token.
+
+        A returned Response means 'stop here'. Faults and rate limits act before authentication, as at a gateway.
+        """
+        route = f"{request.method} {template}"
+        state.count_api_call(route)
         fault = await serve_fault(request, "api")
         if fault is not None and fault.status is not None:
             headers = _fault_headers(fault)
@@ -268,6 +183,12 @@ def create_app(state: EmulatorState) -> FastAPI:
                 f"OS-GATEWAY-{fault.status}01",
                 headers=headers,
             )
+        if rate_limited:
+            limited, retry_after = state.check_post_rate(route)
+            if limited:
+                detail = "Rate limit exceeded: too many requests to this endpoint. Try again later."
+                headers = {} if retry_after is None else {"Retry-After": retry_after}
+                return problem_response(request, 429, detail, "OS-GATEWAY-42901", headers=headers)
         reason = state.token_problem(request.headers.get("authorization"))
         if reason is None:
             return None
@@ -383,7 +304,7 @@ def create_app(state: EmulatorState) -> FastAPI:
         except QueryError as error:
             return validation_problem(request, error, "OS-APPS-40001")
         selected = query_assets(
-            state.assets,
+            state.current_assets(),
             name_contains=request.query_params.get("nameContains"),
             name_or_description_contains=request.query_params.get("nameOrDescriptionContains"),
             asset_types=_list_param(request, "assetTypes"),
@@ -392,24 +313,14 @@ def create_app(state: EmulatorState) -> FastAPI:
             is_external=is_external,
             sort=sort,
         )
-        total = len(selected)
-        results = selected[offset : offset + limit]
-        page = {
-            "count": len(results),
-            "limit": limit,
-            "offset": offset,
-            "nextPageOffset": offset + limit if offset + limit < total else None,
-            "totalResults": total,
-            "totalPages": -(-total // limit),
-        }
-        return JSONResponse({"page": page, "results": results})
+        return JSONResponse(page_with_totals(selected, limit, offset))
 
     @app.get(ASSET_ROUTE)
     async def get_asset(request: Request, assetKey: str) -> Response:
         denied = await guard_api(request, ASSET_ROUTE)
         if denied is not None:
             return denied
-        asset = state.assets_by_key.get(assetKey.casefold())
+        asset = state.latest_revision(assetKey)
         if asset is None:
             return problem_response(request, 404, f"Asset '{assetKey}' was not found.", "OS-APPS-40401")
         return JSONResponse(asset)
@@ -431,6 +342,9 @@ def create_app(state: EmulatorState) -> FastAPI:
                 return validation_problem(request, error, "OS-PORTFOLIO-40001")
             environments = [e for e in environments if uuid.UUID(e["portfolioKey"]) == wanted]
         return JSONResponse({"results": environments})
+
+    guard: Callable[[Request, str, bool], Awaitable[Response | None]] = guard_api
+    register_release_routes(app, state, guard)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:
@@ -494,7 +408,17 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     @app.post(f"{CONTROL_PREFIX}/config")
     async def control_configure(request: Request) -> Response:
-        allowed = {"token_lifetime", "client_secret", "discovery", "token_redirect_to", "clock_offset"}
+        allowed = {
+            "token_lifetime",
+            "client_secret",
+            "discovery",
+            "token_redirect_to",
+            "clock_offset",
+            "build_durations",
+            "operation_duration",
+            "post_limit_per_minute",
+            "rate_limit_retry_after",
+        }
         try:
             return JSONResponse(state.configure(**await json_object(request, allowed)))
         except ValueError as error:
@@ -508,4 +432,5 @@ def create_app(state: EmulatorState) -> FastAPI:
             return control_error(error)
         return JSONResponse({"requests": state.recent_requests(limit)})
 
+    register_control_routes(app, state, json_object, control_error)
     return app

@@ -30,9 +30,16 @@ Testing your own DAG offline::
         odc_emulator.add_fault(target="api", status=429, count=2, retry_after="1")
         ...
 
-The emulator serves 25 deterministic assets and three stages (Development, QA, Production); see
+    def test_deploy_dag_reports_the_error_messages(odc_connection, odc_emulator):
+        odc_emulator.configure(operation_duration=0)  # or odc_emulator.advance(seconds) between polls
+        odc_emulator.fail_next("deploy", messages=["Database upgrade failed."])
+        ...
+        assert odc_emulator.stats()["operations_started"]["deploy"] == 1  # the POST was not re-sent
+
+The emulator serves 25 deterministic assets (each with revisions 1..N, some tagged), three stages
+(Development, QA, Production), seeded builds and deployments; ``odc_emulator.inventory()`` lists them. See
 ``airflow_provider_odc.emulator.server.OdcEmulator`` for the control helpers (``add_fault``,
-``revoke_tokens``, ``configure``, ``recent_requests``).
+``revoke_tokens``, ``configure``, ``recent_requests``, ``advance``, ``fail_next``, ``inventory``).
 """
 
 from __future__ import annotations

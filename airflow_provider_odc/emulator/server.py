@@ -17,15 +17,17 @@ from urllib.parse import quote
 
 import uvicorn
 
-from airflow_provider_odc.emulator.app import CONTROL_PREFIX, create_app
+from airflow_provider_odc.emulator.app import create_app
 from airflow_provider_odc.emulator.state import DEFAULT_TOKEN_LIFETIME, UNSET, EmulatorState, Fault
+from airflow_provider_odc.emulator.web import CONTROL_PREFIX
 
 STARTUP_TIMEOUT = 15.0
 SHUTDOWN_TIMEOUT = 10.0
 
 
 class OdcEmulator:
-    """A local, real-socket ODC: discovery, OAuth2 client credentials, assets and environments.
+    """A local, real-socket ODC: discovery, OAuth2 client credentials, assets and environments, and the
+    release lifecycle (revisions and tags, builds, deploy/publish operations, deployed assets, POST limits).
 
     Example::
 
@@ -234,13 +236,22 @@ class OdcEmulator:
         discovery: dict[str, Any] | None = None,
         token_redirect_to: str | None = UNSET,
         clock_offset: float | None = None,
+        build_durations: dict[str, float] | None = None,
+        operation_duration: float | None = None,
+        post_limit_per_minute: int | None = UNSET,
+        rate_limit_retry_after: str | int | None = UNSET,
     ) -> dict[str, Any]:
+        """Change settings at runtime (``reset()`` restores them); see ``EmulatorState.configure``."""
         return self.state.configure(
             token_lifetime=token_lifetime,
             client_secret=client_secret,
             discovery=discovery,
             token_redirect_to=token_redirect_to,
             clock_offset=clock_offset,
+            build_durations=build_durations,
+            operation_duration=operation_duration,
+            post_limit_per_minute=post_limit_per_minute,
+            rate_limit_retry_after=rate_limit_retry_after,
         )
 
     def config(self) -> dict[str, Any]:
@@ -248,6 +259,30 @@ class OdcEmulator:
 
     def recent_requests(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.state.recent_requests(limit)
+
+    # Release lifecycle controls ----------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> float:
+        """Let ``seconds`` pass on the emulator clock without sleeping; returns the new ``clock_offset``."""
+        return self.state.advance(seconds)
+
+    def fail_next(self, kind: str, count: int = 1, messages: list[str] | None = None) -> dict[str, Any]:
+        """The next ``count`` operations of ``kind`` (build, deploy, apply_configs, undeploy, publish) fail.
+
+        They are accepted (201) and end in ``FinishedWithErrors`` (builds) or ``FinishedWithError``, with each
+        of ``messages`` as an Error line in their log / messages.
+        """
+        return self.state.fail_next(kind, count, messages)
+
+    def pending_failures(self) -> list[dict[str, Any]]:
+        return self.state.pending_failures()
+
+    def clear_failures(self) -> None:
+        self.state.clear_failures()
+
+    def inventory(self) -> dict[str, Any]:
+        """Current release facts: stage keys by name and, per asset, tags, builds and what is deployed where."""
+        return self.state.inventory()
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"

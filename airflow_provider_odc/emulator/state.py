@@ -1,8 +1,10 @@
-"""Thread-safe state of one ODC emulator: credentials, issued tokens, counters, faults and config.
+"""Thread-safe state of one ODC emulator: credentials, issued tokens, counters, faults, config and releases.
 
 The HTTP app (event-loop thread), the in-process helpers on ``OdcEmulator`` (test thread) and any number of
 client threads touch this object at once, so every mutable field is guarded by one ``threading.Lock`` that
-is held only for short, non-blocking sections. Nothing here knows about FastAPI or HTTP.
+is held only for short, non-blocking sections. The release lifecycle (revisions, tags, builds, deploy and
+publish operations, rate limits) lives in ``release.ReleaseStateMixin`` and shares that lock.
+Nothing here knows about FastAPI or HTTP.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_provider_odc.emulator.seed import build_seed
+from airflow_provider_odc.emulator.release import ReleaseStateMixin, new_release_data
+from airflow_provider_odc.emulator.seed import build_release_seed, build_seed
 
 DEFAULT_CLIENT_ID = "odc-emulator-client"
 DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
@@ -28,6 +31,10 @@ FAULT_TARGETS = ("api", "token", "discovery", "any")
 DISCOVERY_MODES = ("normal", "not_json", "missing_token_endpoint", "override")
 REQUEST_LOG_SIZE = 1000
 UNSET: Any = object()
+DEFAULT_BUILD_PENDING = 0.5  # seconds on the emulator clock
+DEFAULT_BUILD_RUNNING = 1.5
+DEFAULT_OPERATION_DURATION = 2.0  # deploy, undeploy, apply-configs and publish operations
+DEFAULT_POST_LIMIT = 10  # POSTs per minute per endpoint on build-, deployment- and publish-operations (ODC docs)
 
 
 def generate_client_secret() -> str:
@@ -87,6 +94,11 @@ class EmulatorConfig:
     discovery_document: dict[str, Any] | None = None
     token_redirect_to: str | None = None
     clock_offset: float = 0.0
+    build_pending: float = DEFAULT_BUILD_PENDING
+    build_running: float = DEFAULT_BUILD_RUNNING
+    operation_duration: float = DEFAULT_OPERATION_DURATION
+    post_limit_per_minute: int | None = DEFAULT_POST_LIMIT
+    rate_limit_retry_after: str | int | None = "auto"  # "auto": seconds until the window frees a slot
 
 
 @dataclass
@@ -126,7 +138,13 @@ class _Counters:
     connections: set[tuple[str, int]] = field(default_factory=set)
 
 
-class EmulatorState:
+def _duration(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+        raise ValueError(f"{name} must be a number of seconds between 0 and 86400")
+    return float(value)
+
+
+class EmulatorState(ReleaseStateMixin):
     """All mutable emulator data behind one lock, plus the immutable seed (served without locking)."""
 
     def __init__(
@@ -140,6 +158,8 @@ class EmulatorState:
             raise ValueError("token_lifetime must be >= 1 second")
         self._lock = threading.Lock()
         self.client_id = client_id or DEFAULT_CLIENT_ID
+        # The "subject" ODC records as builtBy / deployedBy / taggedBy for this API client.
+        self.client_subject = str(uuid.uuid5(uuid.NAMESPACE_URL, f"odc-emulator-client:{self.client_id}"))
         # Fixed for the lifetime of the instance, random across instances, like a tenant's Keycloak realm.
         self.realm = str(uuid.uuid4())
         self._signing_key = secrets.token_bytes(32)
@@ -155,8 +175,11 @@ class EmulatorState:
         seed = build_seed(asset_count)
         self.portfolio_key = seed.portfolio_key
         self.environments = seed.environments
-        self.assets = seed.assets
-        self.assets_by_key = {asset["assetKey"].casefold(): asset for asset in seed.assets}
+        self.assets = seed.assets  # the seed; current_assets() has the tags as patched since
+        self._seed_data = seed
+        self._release_seed = build_release_seed(seed)
+        self._asset_index = {asset["assetKey"]: index for index, asset in enumerate(seed.assets)}
+        self._release = new_release_data(seed, self._release_seed)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -173,7 +196,17 @@ class EmulatorState:
     def now(self) -> float:
         """The emulator's clock: wall time plus the configured skew."""
         with self._lock:
-            return time.time() + self._config.clock_offset
+            return self._now_locked()
+
+    def _now_locked(self) -> float:
+        return time.time() + self._config.clock_offset
+
+    def advance(self, seconds: float) -> float:
+        """Make ``seconds`` pass on the emulator clock at once (tokens, operations, rate windows); new offset."""
+        step = _duration("seconds", seconds)
+        with self._lock:
+            self._config = replace(self._config, clock_offset=self._config.clock_offset + step)
+            return self._config.clock_offset
 
     def config(self) -> EmulatorConfig:
         """A snapshot copy; callers never see a half-applied change."""
@@ -189,6 +222,10 @@ class EmulatorState:
             "discovery": {"mode": config.discovery_mode, "document": config.discovery_document},
             "token_redirect_to": config.token_redirect_to,
             "clock_offset": config.clock_offset,
+            "build_durations": {"pending": config.build_pending, "running": config.build_running},
+            "operation_duration": config.operation_duration,
+            "post_limit_per_minute": config.post_limit_per_minute,
+            "rate_limit_retry_after": config.rate_limit_retry_after,
         }
 
     def configure(
@@ -199,8 +236,17 @@ class EmulatorState:
         discovery: dict[str, Any] | None = None,
         token_redirect_to: str | None = UNSET,
         clock_offset: float | None = None,
+        build_durations: dict[str, float] | None = None,
+        operation_duration: float | None = None,
+        post_limit_per_minute: int | None = UNSET,
+        rate_limit_retry_after: str | int | None = UNSET,
     ) -> dict[str, Any]:
-        """Validate everything first, then apply atomically; returns the resulting config view."""
+        """Validate everything first, then apply atomically; returns the resulting config view.
+
+        ``build_durations`` (``{"pending": s, "running": s}``, either key) and ``operation_duration`` apply to
+        operations started afterwards. ``post_limit_per_minute=None`` switches the POST rate limit off;
+        ``rate_limit_retry_after`` is ``"auto"``, a fixed number of seconds, or ``None`` (no header).
+        """
         changes: dict[str, Any] = {}
         if token_lifetime is not None:
             if isinstance(token_lifetime, bool) or not isinstance(token_lifetime, int) or token_lifetime < 1:
@@ -220,6 +266,32 @@ class EmulatorState:
             if isinstance(clock_offset, bool) or not isinstance(clock_offset, (int, float)):
                 raise ValueError("clock_offset must be a number of seconds")
             changes["clock_offset"] = float(clock_offset)
+        if build_durations is not None:
+            if (
+                not isinstance(build_durations, dict)
+                or not build_durations
+                or set(build_durations) - {"pending", "running"}
+            ):
+                raise ValueError('build_durations must be an object like {"pending": 0.5, "running": 1.5}')
+            for phase, value in build_durations.items():
+                changes[f"build_{phase}"] = _duration(f"build_durations.{phase}", value)
+        if operation_duration is not None:
+            changes["operation_duration"] = _duration("operation_duration", operation_duration)
+        if post_limit_per_minute is not UNSET:
+            if post_limit_per_minute is not None and (
+                isinstance(post_limit_per_minute, bool)
+                or not isinstance(post_limit_per_minute, int)
+                or post_limit_per_minute < 1
+            ):
+                raise ValueError("post_limit_per_minute must be an integer >= 1 or null (no limit)")
+            changes["post_limit_per_minute"] = post_limit_per_minute
+        if rate_limit_retry_after is not UNSET:
+            valid = rate_limit_retry_after is None or rate_limit_retry_after == "auto"
+            if isinstance(rate_limit_retry_after, int) and not isinstance(rate_limit_retry_after, bool):
+                valid = rate_limit_retry_after >= 0
+            if not valid:
+                raise ValueError('rate_limit_retry_after must be "auto", an integer >= 0 or null (no header)')
+            changes["rate_limit_retry_after"] = rate_limit_retry_after
         with self._lock:
             self._config = replace(self._config, **changes)
         return self.config_view()
@@ -433,11 +505,14 @@ class EmulatorState:
                 "unauthorized": counters.unauthorized,
                 "connections": len(counters.connections),
                 "faults_served": counters.faults_served,
+                **self.release_stats_locked(),
             }
 
     def reset(self) -> None:
-        """Back to a freshly started instance; seed data, realm and default credentials stay."""
+        """Back to a freshly started instance: operations, tags, deployments and rate windows as seeded too."""
+        release = new_release_data(self._seed_data, self._release_seed)
         with self._lock:
+            self._release = release
             self._config = replace(self._defaults)
             self._tokens.clear()
             self._faults.clear()

@@ -1,7 +1,7 @@
 """Helpers for the emulator tests: a tiny ODC client over real sockets and an OpenAPI contract checker.
 
-Every API response fetched through ``OdcClient.get`` is validated against the official ODC OpenAPI spec
-(when the spec folder is available), so any test that calls the API is also a contract test.
+Every API response fetched through ``OdcClient.get`` / ``post`` / ``patch`` is validated against the official
+ODC OpenAPI spec (when the spec folder is available), so any test that calls the API is also a contract test.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ ENVIRONMENTS = "/api/portfolios/v2/environments"
 SPEC_FILES = {
     "/api/asset-repository/v1": "asset-repository-api-v1.json",
     "/api/portfolios/v2": "portfolio-api-v2.json",
+    "/api/builds/v1": "build-operations-api-v1.json",
+    "/api/deployments/v1": "deployments-api-v1.json",
 }
 
 
@@ -152,10 +154,10 @@ class OdcClient:
             self._token = response.json()["access_token"]
         return self._token
 
-    def get(
+    def call(
         self,
+        method: str,
         path: str,
-        params: Any = None,
         *,
         token: str | None = None,
         route: str | None = None,
@@ -163,16 +165,28 @@ class OdcClient:
         check: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
-        """GET an API path and check the body against the spec (``route`` is the spec's path template)."""
+        """Call an API path and check the body against the spec (``route`` is the spec's path template)."""
         headers = kwargs.pop("headers", {})
         kwargs.setdefault("timeout", TIMEOUT)
         if authorize:
             headers.setdefault("Authorization", f"Bearer {token or self.token()}")
-        response = self.session.get(f"{self.emulator.base_url}{path}", params=params, headers=headers, **kwargs)
+        response = self.session.request(method, f"{self.emulator.base_url}{path}", headers=headers, **kwargs)
         route = route or path
         if check and self.contract is not None and self.contract.knows(route):
-            self.contract.validate(route, "GET", response.status_code, response.json())
+            if response.status_code == 204:
+                assert response.content == b"", "a 204 answer must have no body"
+            else:
+                self.contract.validate(route, method, response.status_code, response.json())
         return response
+
+    def get(self, path: str, params: Any = None, **kwargs: Any) -> requests.Response:
+        return self.call("GET", path, params=params, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return self.call("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return self.call("PATCH", path, json=body, **kwargs)
 
     def all_assets(self, **params: Any) -> list[dict[str, Any]]:
         response = self.get(ASSETS, {**params, "limit": 1000})
@@ -201,3 +215,93 @@ def make_client(openapi_contract: OpenApiContract | None) -> Iterator[Any]:
     yield make
     for odc in clients:
         odc.session.close()
+
+
+# Release lifecycle -------------------------------------------------------------------------------------
+
+REVISIONS = "/api/asset-repository/v1/assets/{assetKey}/revisions"
+REVISION = "/api/asset-repository/v1/assets/{assetKey}/revisions/{revisionNumber}"
+BUILDS = "/api/builds/v1/build-operations"
+BUILD = "/api/builds/v1/build-operations/{operationKey}"
+DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
+DEPLOYMENT = "/api/deployments/v1/deployment-operations/{operationKey}"
+PUBLISHES = "/api/deployments/v1/publish-operations"
+PUBLISH = "/api/deployments/v1/publish-operations/{operationKey}"
+DEPLOYED_ASSETS = "/api/portfolios/v2/deployed-assets"
+BUILD_SECONDS = 0.5 + 1.5  # default pending + running
+OPERATION_SECONDS = 2.0
+
+
+class ReleaseKit:
+    """Shortcuts for the release-lifecycle tests; every call goes through the real HTTP API."""
+
+    def __init__(self, client: OdcClient, emulator: OdcEmulator) -> None:
+        self.client = client
+        self.emulator = emulator
+
+    def inventory(self) -> dict[str, Any]:
+        return self.emulator.inventory()
+
+    def stage(self, name: str) -> str:
+        key: str = self.inventory()["environments"][name]
+        return key
+
+    def asset(self, name: str) -> dict[str, Any]:
+        return next(asset for asset in self.inventory()["assets"] if asset["name"] == name)
+
+    def apps(self, shape: int) -> list[dict[str, Any]]:
+        """Deployable assets whose index among deployable assets is ``shape`` modulo 3 (see ``seed.py``)."""
+        deployable = [asset for asset in self.inventory()["assets"] if asset["deployable"]]
+        return [asset for j, asset in enumerate(deployable) if j % 3 == shape]
+
+    def release_build(self, asset: dict[str, Any], revision: int) -> str:
+        return next(
+            build["buildKey"]
+            for build in asset["builds"]
+            if build["revision"] == revision and build["buildType"] == "Release"
+        )
+
+    def build(self, asset_key: str, revision: int, build_type: str = "Release", finish: bool = True) -> str:
+        response = self.client.post(BUILDS, {"assetKey": asset_key, "assetRevision": revision, "buildType": build_type})
+        assert response.status_code == 201, response.text
+        if finish:
+            self.emulator.advance(BUILD_SECONDS)
+        key: str = response.json()["buildKey"]
+        return key
+
+    def deploy(self, body: dict[str, Any], **kwargs: Any) -> Any:
+        return self.client.post(DEPLOYMENTS, body, **kwargs)
+
+    def operation(self, key: str) -> dict[str, Any]:
+        response = self.client.get(f"{DEPLOYMENTS}/{key}", route=DEPLOYMENT)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def messages(self, key: str, family: str = DEPLOYMENTS) -> list[dict[str, Any]]:
+        route = f"{family}/{{operationKey}}/messages"
+        response = self.client.get(f"{family}/{key}/messages", {"limit": 1000}, route=route)
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
+    @staticmethod
+    def problem(response: Any, status: int, error_code: str | None = None) -> dict[str, Any]:
+        """Assert a ProblemDetails answer with ODC's ``traceId`` and ``errorCode``; returns the body."""
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        problem: dict[str, Any] = response.json()
+        assert problem["status"] == status and problem["traceId"] and problem["errorCode"].startswith("OS-")
+        if error_code is not None:
+            assert problem["errorCode"] == error_code, problem
+        return problem
+
+    def deployed(self, asset_key: str) -> dict[str, int]:
+        """``{stage key: revision}`` from ``GET /deployed-assets``."""
+        results = self.client.get(DEPLOYED_ASSETS, {"key": asset_key}).json()["results"]
+        return {d["environmentKey"]: d["revision"] for item in results for d in item["deployments"]}
+
+
+@pytest.fixture
+def kit(client: OdcClient, odc_emulator: OdcEmulator) -> ReleaseKit:
+    return ReleaseKit(client, odc_emulator)

@@ -25,7 +25,10 @@ STATS_KEYS = {
     "unauthorized",
     "connections",
     "faults_served",
+    "operations_started",
+    "rate_limited",
 }
+NO_OPERATIONS = {"build": 0, "deploy": 0, "apply_configs": 0, "undeploy": 0, "publish": 0}
 
 
 def test_stats_count_by_route_template(client: Any, odc_emulator: OdcEmulator) -> None:
@@ -46,7 +49,8 @@ def test_stats_count_by_route_template(client: Any, odc_emulator: OdcEmulator) -
 def test_reset_zeroes_everything(client: Any, odc_emulator: OdcEmulator) -> None:
     client.get(ASSETS)
     odc_emulator.reset()
-    assert odc_emulator.stats() == {key: ({} if key == "api_calls" else 0) for key in STATS_KEYS}
+    zeroed = {key: ({} if key == "api_calls" else 0) for key in STATS_KEYS}
+    assert odc_emulator.stats() == {**zeroed, "operations_started": NO_OPERATIONS}
     assert odc_emulator.recent_requests() == []
 
 

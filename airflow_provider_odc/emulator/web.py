@@ -1,0 +1,242 @@
+"""HTTP helpers shared by the emulator's route modules: ProblemDetails bodies, query parameters, JSON bodies.
+
+ASP.NET Core conventions (the ODC services are .NET): validation problems carry an ``errors`` map and the
+title "One or more validation errors occurred."; ODC adds ``traceId`` and ``errorCode`` to every problem.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from airflow_provider_odc.emulator.seed import parse_timestamp
+from airflow_provider_odc.emulator.validation import VALIDATION_TITLE, ApiError
+
+CONTROL_PREFIX = "/_emulator"
+INT32_MAX = 2**31 - 1
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+JSON_MEDIA_TYPES = ("application/json",)
+
+# ASP.NET Core's default ProblemDetails ``type`` links.
+PROBLEM_TYPES = {
+    400: "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+    401: "https://tools.ietf.org/html/rfc9110#section-15.5.2",
+    403: "https://tools.ietf.org/html/rfc9110#section-15.5.4",
+    404: "https://tools.ietf.org/html/rfc9110#section-15.5.5",
+    405: "https://tools.ietf.org/html/rfc9110#section-15.5.6",
+    409: "https://tools.ietf.org/html/rfc9110#section-15.5.10",
+    422: "https://tools.ietf.org/html/rfc9110#section-15.5.21",
+    429: "https://tools.ietf.org/html/rfc6585#section-4",
+    500: "https://tools.ietf.org/html/rfc9110#section-15.6.1",
+    502: "https://tools.ietf.org/html/rfc9110#section-15.6.3",
+    503: "https://tools.ietf.org/html/rfc9110#section-15.6.4",
+    504: "https://tools.ietf.org/html/rfc9110#section-15.6.5",
+}
+
+
+class QueryError(ValueError):
+    """A bad query parameter; becomes an ASP.NET-style validation ProblemDetails (400)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+# Responses ---------------------------------------------------------------------------------------------
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    error_code: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> JSONResponse:
+    """RFC 7807 body with ODC's extra ``traceId`` and ``errorCode`` fields."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPES.get(status, "about:blank"),
+        "title": title or _status_phrase(status),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "traceId": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
+        "errorCode": error_code,
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def validation_problem(request: Request, error: QueryError, error_code: str) -> JSONResponse:
+    return problem_response(
+        request,
+        400,
+        str(error),
+        error_code,
+        title="One or more validation errors occurred.",
+        errors={error.parameter: [str(error)]},
+    )
+
+
+def api_error_response(request: Request, error: ApiError) -> JSONResponse:
+    return problem_response(
+        request,
+        error.status,
+        error.detail,
+        error.error_code,
+        title=error.title,
+        headers=error.headers,
+        errors=error.errors,
+    )
+
+
+def page_with_totals(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
+    """``{page: PageInfoWithTotals, results}``: ``nextPageOffset`` is null on the last page."""
+    total = len(items)
+    results = items[offset : offset + limit]
+    page = {
+        "count": len(results),
+        "limit": limit,
+        "offset": offset,
+        "nextPageOffset": offset + limit if offset + limit < total else None,
+        "totalResults": total,
+        "totalPages": -(-total // limit),
+    }
+    return {"page": page, "results": results}
+
+
+def page_without_totals(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
+    """``{page: Int32NullablePageInfo, results}`` (deployment and publish operation lists: no totals)."""
+    results = items[offset : offset + limit]
+    page = {
+        "count": len(results),
+        "limit": limit,
+        "offset": offset,
+        "nextPageOffset": offset + limit if offset + limit < len(items) else None,
+    }
+    return {"page": page, "results": results}
+
+
+# Query parameters --------------------------------------------------------------------------------------
+
+
+def _int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(name, f"The value '{raw}' is not valid for {name}.") from None
+    if not minimum <= value <= maximum:
+        raise QueryError(name, f"The field {name} must be between {minimum} and {maximum}.")
+    return value
+
+
+def _list_param(request: Request, name: str) -> list[str]:
+    """Arrays arrive as repeated keys (``?a=x&a=y``) or comma-separated (``?a=x,y``); accept both."""
+    values: list[str] = []
+    for raw in request.query_params.getlist(name):
+        values.extend(part.strip() for part in raw.split(",") if part.strip())
+    return values
+
+
+def _bool_param(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise QueryError(name, f"The value '{raw}' is not valid for {name}.")
+
+
+def _int_param_or_none(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    return _int_param(request, name, 0, -(2**31), INT32_MAX)
+
+
+def _guid_param(request: Request, name: str) -> str | None:
+    """A GUID filter, canonical (lower-case, hyphenated), or ``None`` when absent."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise QueryError(name, f"The value '{raw}' is not a valid GUID.") from None
+
+
+def _guid_list_param(request: Request, name: str) -> list[str]:
+    values = []
+    for raw in _list_param(request, name):
+        try:
+            values.append(str(uuid.UUID(raw)))
+        except ValueError:
+            raise QueryError(name, f"The value '{raw}' is not a valid GUID.") from None
+    return values
+
+
+def _enum_param(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in allowed:
+        raise QueryError(name, f"The value '{raw}' is not valid for {name}. Allowed: {', '.join(allowed)}.")
+    return raw
+
+
+def _date_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_timestamp(raw)
+    except ValueError:
+        raise QueryError(name, f"The value '{raw}' is not a valid date-time.") from None
+
+
+# JSON bodies -------------------------------------------------------------------------------------------
+
+
+async def json_body(request: Request, error_code: str, *, required: bool) -> Any:
+    """The parsed JSON body; 415 for another media type, 400 for bad JSON or a missing required body."""
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise ApiError(
+                400,
+                "A non-empty request body is required.",
+                error_code,
+                title=VALIDATION_TITLE,
+                errors={"$": ["A non-empty request body is required."]},
+            )
+        return {}
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise ApiError(415, f"Unsupported media type '{media_type}': send application/json.", error_code)
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        message = f"The request body is not valid JSON: {error}"
+        raise ApiError(400, message, error_code, title=VALIDATION_TITLE, errors={"$": [message]}) from None
