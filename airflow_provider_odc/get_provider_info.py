@@ -71,7 +71,7 @@ def get_provider_info() -> dict[str, Any]:
                     "verify": {
                         "label": "Verify TLS certificates",
                         "description": "Turn off only for a test portal with a self-signed certificate. Default on.",
-                        "schema": {"type": ["boolean", "null"]},
+                        "schema": {"type": ["boolean", "null"], "default": True},
                     },
                     "ca_bundle_path": {
                         "label": "CA bundle path",
@@ -89,7 +89,11 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Access token cache",
                         "description": "variable: one encrypted token shared by every task on every worker "
                         "(default). memory: shared within one process only. off: every hook fetches its own.",
-                        "schema": {"type": ["string", "null"], "enum": ["variable", "memory", "off", None]},
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["variable", "memory", "off"],
+                            "default": "variable",
+                        },
                     },
                     "cache_secret": {
                         "label": "Cache encryption secret",

@@ -361,24 +361,26 @@ class OdcHook(BaseHook):
     # -- Airflow UI --------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Discovery and a token exchange, without the Variable cache; says which step failed."""
+        """Discovery and a token exchange, without the Variable cache; says which step failed.
+
+        The messages leave out the connection id: the UI's Test button tests a temporary copy of the
+        connection under a random id, which would only confuse.
+        """
+        unnamed = f"ODC connection '{self.odc_conn_id}': "
         try:
             settings = self.settings
         except OdcError as exc:
-            return False, str(exc)
+            return False, str(exc).replace(unnamed, "")
         except Exception as exc:  # e.g. the connection does not exist
-            return (
-                False,
-                f"ODC connection '{self.odc_conn_id}' could not be read: {type(exc).__name__}: {exc}",
-            )
+            return False, f"The connection could not be read: {type(exc).__name__}: {exc}"
         try:
             token_endpoint = self._discover()
         except OdcError as exc:
-            return False, f"Step 1 of 2 (OIDC discovery) failed. {exc}"
+            return False, f"Step 1 of 2 (OIDC discovery) failed. {str(exc).replace(unnamed, '')}"
         try:
             token = self._exchange(token_endpoint)
         except OdcError as exc:
-            return False, f"Step 2 of 2 (token request) failed. {exc}"
+            return False, f"Step 2 of 2 (token request) failed. {str(exc).replace(unnamed, '')}"
         return True, (
             f"Connected to {settings.origin}: discovery found the token endpoint and ODC issued an access "
             f"token valid for {token.lifetime:.0f} s."

@@ -1,0 +1,1 @@
+"""Browser tests of the provider in the Airflow UI (see conftest.py)."""
