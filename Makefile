@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test bench lint install browser-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# Debian's Chromium and Playwright for tests/browser (root or sudo); without them those tests are skipped.
+browser-deps: $(STAMP)
+	bash tests/browser/install-deps.sh $(VENV)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
