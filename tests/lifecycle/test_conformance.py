@@ -1,0 +1,117 @@
+"""What the operators send to ODC, and what they get back, checked against the official OpenAPI specs.
+
+Every request body the release operators send is validated against the spec's ``requestBody`` schema
+for that path and method, and every JSON response against the declared response schema. The specs
+are read from ``ODC_OPENAPI_DIR`` (default ``../shared/odc-openapi``); the test is skipped with that
+reason where they are absent (they may not be redistributed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import requests
+
+from airflow_provider_odc.operators.lifecycle import (
+    OdcApplyConfigsOperator,
+    OdcBuildOperator,
+    OdcDeployOperator,
+    OdcPublishOperator,
+    OdcTagRevisionOperator,
+    OdcUndeployOperator,
+)
+
+from ..emulator.conftest import SPEC_FILES, OpenApiContract, openapi_dir
+from .conftest import run_operator, web_app
+
+FAST = {"fast_interval": 0.05, "fast_period": 5, "slow_interval": 0.05}
+
+
+def spec_route(contract: OpenApiContract, path: str) -> tuple[dict[str, Any], str, str] | None:
+    """(spec, base, templated sub-path) of a concrete request path, or None when no spec covers it."""
+    for base, spec in contract.specs.items():
+        if not path.startswith(base):
+            continue
+        for template in spec["paths"]:
+            if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), path[len(base) :]):
+                return spec, base, template
+    return None
+
+
+@pytest.fixture(scope="module")
+def contract() -> OpenApiContract:
+    directory = openapi_dir()
+    if not all((directory / name).is_file() for name in SPEC_FILES.values()):
+        pytest.skip(f"ODC OpenAPI specs not found in {directory} (set ODC_OPENAPI_DIR)")
+    return OpenApiContract(directory)
+
+
+@pytest.fixture
+def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, Any, requests.Response]]:
+    """Every API call made through requests: method, path, JSON body sent, response."""
+    seen: list[tuple[str, str, Any, requests.Response]] = []
+    original = requests.Session.request
+
+    def recording(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        response = original(self, method, url, *args, **kwargs)
+        path = urlsplit(url).path
+        if path.startswith("/api/"):
+            seen.append((method.upper(), path, kwargs.get("json"), response))
+        return response
+
+    monkeypatch.setattr(requests.Session, "request", recording)
+    return seen
+
+
+def test_operator_requests_and_responses_match_the_specs(
+    contract: OpenApiContract, fast_emulator: Any, exchanges: list[tuple[str, str, Any, requests.Response]]
+) -> None:
+    built = web_app(fast_emulator, with_release_build=False)
+    deployed = web_app(fast_emulator, with_release_build=True)
+    run_operator(OdcBuildOperator(task_id="build", asset=built["name"], **FAST))
+    run_operator(OdcDeployOperator(task_id="deploy", asset=built["name"], stage="QA", **FAST))
+    run_operator(OdcApplyConfigsOperator(task_id="cfg", asset=deployed["name"], stage="Production", **FAST))
+    run_operator(OdcUndeployOperator(task_id="undeploy", asset=deployed["name"], stage="Production", **FAST))
+    run_operator(OdcPublishOperator(task_id="publish", asset=deployed["name"], **FAST))
+    major = int((deployed["highestTag"] or "0.0.0").split(".")[0]) + 1
+    run_operator(OdcTagRevisionOperator(task_id="tag", asset=deployed["name"], revision="latest", tag=f"{major}.0.0"))
+
+    bodies_checked, responses_checked = set(), set()
+    for method, path, body, response in exchanges:
+        route = spec_route(contract, path)
+        assert route is not None, f"{method} {path} is not in the official specs"
+        spec, base, template = route
+        operation = spec["paths"][template][method.lower()]
+        if body is not None:
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            contract.validate_schema(spec, schema, body)
+            bodies_checked.add(f"{method} {base}{template}")
+        if response.content and response.headers.get("content-type", "").startswith("application/json"):
+            contract.validate(base + template, method, response.status_code, json.loads(response.content))
+            responses_checked.add(f"{method} {base}{template}")
+
+    assert bodies_checked == {
+        "POST /api/builds/v1/build-operations",
+        "POST /api/deployments/v1/deployment-operations",
+        "POST /api/deployments/v1/publish-operations",
+        "PATCH /api/asset-repository/v1/assets/{assetKey}/revisions/{revisionNumber}",
+    }
+    assert "GET /api/deployments/v1/deployment-operations/{operationKey}" in responses_checked
+    assert "GET /api/builds/v1/build-operations/{operationKey}" in responses_checked
+
+
+def test_a_body_off_the_spec_is_caught(contract: OpenApiContract) -> None:
+    """The check itself can fail: a field the spec does not allow is rejected."""
+    spec, _, template = spec_route(contract, "/api/deployments/v1/deployment-operations") or ({}, "", "")
+    schema = spec["paths"][template]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    with pytest.raises(jsonschema.ValidationError, match="'stage' was unexpected"):
+        contract.validate_schema(
+            spec,
+            schema,
+            {"operation": "Deploy", "environmentKey": "6f1f1e0c-8a9e-4a51-9c51-3f5a0f7a2b11", "stage": "QA"},
+        )
