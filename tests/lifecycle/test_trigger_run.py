@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -83,11 +84,23 @@ def test_401_in_the_trigger_refreshes_once(fast_emulator: Any) -> None:
     assert fast_emulator.stats()["token_exchanges"] == 2
 
 
-def test_poll_schedule_is_fast_then_slow(fast_emulator: Any) -> None:
-    """5 s for the first 30 s, then 30 s (scaled down here): count the status calls."""
+def test_poll_schedule_is_fast_then_slow(fast_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ODC's schedule, scaled down: fast polls during the first period, slow ones after it, never back."""
+    import airflow_provider_odc.triggers.odc as trigger_module
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(seconds: float, *args: Any) -> None:
+        caller = sys._getframe(1).f_globals.get("__name__")
+        if caller == trigger_module.__name__:  # asyncio.sleep is global: keep only the trigger's own waits
+            waits.append(round(seconds, 3))
+        await real_sleep(seconds, *args)
+
+    monkeypatch.setattr(trigger_module.asyncio, "sleep", recording_sleep)
     fast_emulator.configure(build_durations={"pending": 0.4, "running": 0.8})
     key = start_build(fast_emulator)
     run(trigger(key, fast_interval=0.05, fast_period=0.3, slow_interval=0.3))
-    calls = fast_emulator.stats()["api_calls"]["GET /api/builds/v1/build-operations/{operationKey}"]
-    # ~6 polls in the fast 0.3 s, then one every 0.3 s until 1.2 s: far fewer than 24 fast polls.
-    assert 6 <= calls <= 12
+    assert waits[0] == 0.05 and waits[-1] == 0.3
+    first_slow = waits.index(0.3)
+    assert set(waits[:first_slow]) == {0.05} and set(waits[first_slow:]) == {0.3}
