@@ -111,7 +111,8 @@ class RetryPolicy:
         Returns the last response (the caller turns an error status into an exception); re-raises the
         last exception when every attempt failed without a response.
         """
-        return self._retrying(tenacity.Retrying, idempotent=idempotent, describe=describe)(send)
+        response: requests.Response = self._retrying(tenacity.Retrying, idempotent=idempotent, describe=describe)(send)
+        return response
 
     async def acall(
         self,
@@ -122,7 +123,8 @@ class RetryPolicy:
     ) -> httpx.Response:
         """The same as ``call`` for an async sender (httpx), sleeping with ``asyncio.sleep``."""
         retrying = self._retrying(tenacity.AsyncRetrying, idempotent=idempotent, describe=describe)
-        return await retrying(send)
+        response: httpx.Response = await retrying(send)
+        return response
 
     def _retrying(self, kind: Any, *, idempotent: bool, describe: str) -> Any:
         def before_sleep(state: tenacity.RetryCallState) -> None:

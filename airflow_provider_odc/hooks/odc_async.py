@@ -64,7 +64,7 @@ class OdcAsyncHook:
                 verify=settings.verify,
                 timeout=settings.timeout,
                 follow_redirects=False,
-                headers={"User-Agent": hook.session.headers["User-Agent"], "Accept": "application/json"},
+                headers={"User-Agent": str(hook.session.headers["User-Agent"]), "Accept": "application/json"},
             )
         return self._client
 

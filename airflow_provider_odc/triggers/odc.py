@@ -47,7 +47,7 @@ class OdcOperationTrigger(BaseTrigger):
         fast_period: float = FAST_PERIOD,
         slow_interval: float = SLOW_INTERVAL,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         operation_kind(kind)  # fail early on a typo
         self.odc_conn_id = odc_conn_id
         self.kind = kind
@@ -76,7 +76,9 @@ class OdcOperationTrigger(BaseTrigger):
         )
 
     def _event(self, status: str, **details: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "kind": self.kind, "operation_key": self.operation_key, **details})
+        return TriggerEvent(  # type: ignore[no-untyped-call]
+            {"status": status, "kind": self.kind, "operation_key": self.operation_key, **details}
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         kind = operation_kind(self.kind)
