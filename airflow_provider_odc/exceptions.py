@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_odc.compat import AirflowException
 
 
 class OdcError(AirflowException):

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import conf
-
+from airflow_provider_odc.compat import conf
 from airflow_provider_odc.exceptions import OdcError, OdcOperationFailed
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operations import OperationKind, operation_kind, poll_interval

@@ -21,12 +21,11 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from airflow.sdk.log import mask_secret
-
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec, EnvelopeError
 from airflow_provider_odc.cache.lease import ExchangeLease
 from airflow_provider_odc.cache.stores import TokenStore
+from airflow_provider_odc.compat import mask_secret
 from airflow_provider_odc.exceptions import OdcAuthError
 
 log = logging.getLogger(__name__)

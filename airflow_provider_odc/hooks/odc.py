@@ -18,8 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
 
 from airflow_provider_odc import __version__
 from airflow_provider_odc.auth.client_credentials import exchange_client_credentials
@@ -29,6 +27,7 @@ from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
 from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
 from airflow_provider_odc.cache.stores import VariableTokenStore, variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
+from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_odc.exceptions import OdcApiError, OdcError
 from airflow_provider_odc.operations import OperationKind, error_messages
 from airflow_provider_odc.retries import IDEMPOTENT_METHODS, RetryPolicy
@@ -359,6 +358,16 @@ class OdcHook(BaseHook):
         return OdcApiError(message, method=method, path=path, status=status, problem=problem)
 
     # -- Airflow UI --------------------------------------------------------------------------------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the connection form on Airflow 3.0/3.1 (3.2+ reads ``conn-fields``)."""
+        return connection_form_widgets(cls.conn_type)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden and relabelled fields on Airflow 3.0/3.1 (3.2+ reads ``ui-field-behaviour``)."""
+        return ui_field_behaviour(cls.conn_type)
 
     def test_connection(self) -> tuple[bool, str]:
         """Discovery and a token exchange, without the Variable cache; says which step failed.

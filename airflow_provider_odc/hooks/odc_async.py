@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from airflow.sdk import BaseHook
 from asgiref.sync import sync_to_async
 
+from airflow_provider_odc.compat import BaseHook
 from airflow_provider_odc.exceptions import OdcApiError
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operations import OperationKind

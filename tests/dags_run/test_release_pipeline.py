@@ -12,7 +12,10 @@ DAG_ID = "odc_release_pipeline"
 
 
 def release_dag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     return DagBag(dag_folder=str(EXAMPLE_DAGS)).dags[DAG_ID]
 

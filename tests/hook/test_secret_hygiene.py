@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.sdk.log import redact
+
+try:
+    from airflow.sdk.log import redact
+except ImportError:  # Airflow 3.0
+    from airflow.sdk.execution_time.secrets_masker import redact
 
 from airflow_provider_odc.exceptions import OdcError
 
@@ -22,11 +26,27 @@ def airflow_masking_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     provider itself writes: ``airflow dags test`` masks nothing, and a provider must not rely on it."""
     import importlib
 
-    # Airflow vendors its logging helpers twice (airflow._shared and airflow.sdk._shared): patch both.
-    for prefix in ("airflow._shared", "airflow.sdk._shared"):
-        masker = importlib.import_module(f"{prefix}.secrets_masker.secrets_masker")
-        monkeypatch.setattr(masker.SecretsMasker, "mask_secrets_in_logs", False)
-        monkeypatch.setattr(importlib.import_module(f"{prefix}.logging.structlog"), "JWT_PATTERN", re.compile("(?!)"))
+    # Airflow 3.1+ vendors its logging helpers twice (airflow._shared and airflow.sdk._shared): patch both.
+    # Airflow 3.0 has them once, in the task SDK, and switches masking with a module-level setting.
+    patched = 0
+    for masker_module, jwt_module in (
+        ("airflow._shared.secrets_masker.secrets_masker", "airflow._shared.logging.structlog"),
+        ("airflow.sdk._shared.secrets_masker.secrets_masker", "airflow.sdk._shared.logging.structlog"),
+        ("airflow.sdk.execution_time.secrets_masker", "airflow.sdk.log"),
+    ):
+        if patched and masker_module.startswith("airflow.sdk.execution_time"):
+            break  # on 3.1+ a deprecated alias of the above
+        try:
+            masker, jwt = importlib.import_module(masker_module), importlib.import_module(jwt_module)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(masker.SecretsMasker, "mask_secrets_in_logs"):
+            monkeypatch.setattr(masker.SecretsMasker, "mask_secrets_in_logs", False)
+        else:  # Airflow 3.0
+            monkeypatch.setattr(importlib.import_module("airflow.settings"), "MASK_SECRETS_IN_LOGS", False)
+        monkeypatch.setattr(jwt, "JWT_PATTERN", re.compile("(?!)"))
+        patched += 1
+    assert patched, "found none of Airflow's secrets maskers"
     yield
 
 

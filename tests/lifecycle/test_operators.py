@@ -7,7 +7,11 @@ import time
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.0 and 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcOperationFailed
 from airflow_provider_odc.operators.lifecycle import (
