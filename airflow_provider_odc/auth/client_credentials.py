@@ -14,6 +14,7 @@ from collections.abc import Callable
 import requests
 
 from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.auth.transport import send
 from airflow_provider_odc.exceptions import OdcAuthError
 from airflow_provider_odc.retries import RetryPolicy
 
@@ -51,28 +52,18 @@ def exchange_client_credentials(
 ) -> AccessToken:
     """POST the client credentials and return the access token, or raise OdcAuthError."""
     where = f"ODC connection '{conn_id}': token request to {token_endpoint}"
-    try:
-        response = retry.call(
-            lambda: session.post(
-                token_endpoint,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": client_id,
-                    "client_secret": client_secret,
-                },
-                headers={"Accept": "application/json"},
-                timeout=timeout,
-                verify=verify,
-                allow_redirects=False,
-            ),
-            idempotent=True,
-            describe=f"Token request for connection '{conn_id}'",
-        )
-    except requests.RequestException as exc:
-        raise OdcAuthError(
-            f"{where} failed: {type(exc).__name__}. Check that the workers can reach the portal.",
-            retryable=True,
-        ) from None
+    response = send(
+        session,
+        "POST",
+        token_endpoint,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret},
+        timeout=timeout,
+        verify=verify,
+        retry=retry,
+        describe=f"Token request for connection '{conn_id}'",
+        where=where,
+        advice="Check that the workers can reach the portal.",
+    )
     received_at = clock()
     status = response.status_code
     if 300 <= status < 400:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from airflow_provider_odc.auth.transport import send
 from airflow_provider_odc.exceptions import OdcAuthError
 from airflow_provider_odc.retries import RetryPolicy
 from airflow_provider_odc.settings import is_loopback_host, origin_of
@@ -34,23 +35,17 @@ def fetch_token_endpoint(
     """GET the discovery document of ``origin`` and return its validated ``token_endpoint``."""
     url = discovery_url(origin)
     where = f"ODC connection '{conn_id}': OIDC discovery at {url}"
-    try:
-        response = retry.call(
-            lambda: session.get(
-                url,
-                headers={"Accept": "application/json"},
-                timeout=timeout,
-                verify=verify,
-                allow_redirects=False,
-            ),
-            idempotent=True,
-            describe=f"OIDC discovery for connection '{conn_id}'",
-        )
-    except requests.RequestException as exc:
-        raise OdcAuthError(
-            f"{where} failed: {type(exc).__name__}. Check the Portal domain (host) and that the workers can reach it.",
-            retryable=True,
-        ) from None
+    response = send(
+        session,
+        "GET",
+        url,
+        timeout=timeout,
+        verify=verify,
+        retry=retry,
+        describe=f"OIDC discovery for connection '{conn_id}'",
+        where=where,
+        advice="Check the Portal domain (host) and that the workers can reach it.",
+    )
     if response.status_code != 200:
         raise OdcAuthError(
             f"{where} answered HTTP {response.status_code}. Check that the Portal domain (host) is your "
