@@ -26,7 +26,7 @@ def is_key(value: str) -> bool:
 
 def resolve_stage(hook: OdcHook, stage: str) -> dict[str, Any]:
     """A stage (ODC API: environment) by key or by name, e.g. ``"Production"`` (case-insensitive)."""
-    stages = hook.request("GET", ENVIRONMENTS).json().get("results", [])
+    stages = hook.request_json("GET", ENVIRONMENTS).get("results", [])
     for candidate in stages:
         if candidate.get("key") == stage or str(candidate.get("name", "")).lower() == stage.lower():
             return dict(candidate)
@@ -37,7 +37,7 @@ def resolve_stage(hook: OdcHook, stage: str) -> dict[str, Any]:
 def resolve_asset(hook: OdcHook, asset: str) -> dict[str, Any]:
     """An asset by key or by exact name."""
     if is_key(asset):
-        return dict(hook.request("GET", f"{ASSETS}/{asset}").json())
+        return dict(hook.request_json("GET", f"{ASSETS}/{asset}"))
     matches = [a for a in hook.paginate(ASSETS, {"nameContains": asset}, page_size=100) if a.get("name") == asset]
     if len(matches) == 1:
         return dict(matches[0])
@@ -54,7 +54,7 @@ def resolve_revision(hook: OdcHook, asset_key: str, revision: int | str) -> int:
         raise OdcError(f"Revision {revision!r} is not a number, 'latest' or 'highest-tag'.")
     path = f"{ASSETS}/{asset_key}/{revision}-revision"
     try:
-        return int(hook.request("GET", path).json()["revision"])
+        return int(hook.request_json("GET", path)["revision"])
     except OdcApiError as exc:
         if revision == "highest-tag" and exc.status == 404:
             raise OdcError(f"ODC asset {asset_key} has no tagged revision; tag one first or pass a number.") from None

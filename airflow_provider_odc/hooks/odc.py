@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -32,6 +32,9 @@ from airflow_provider_odc.exceptions import OdcApiError, OdcError
 from airflow_provider_odc.operations import OperationKind, error_messages
 from airflow_provider_odc.retries import IDEMPOTENT_METHODS, RetryPolicy
 from airflow_provider_odc.settings import ConnectionLike, OdcConnectionSettings, origin_of
+
+if TYPE_CHECKING:
+    import httpx
 
 _MAX_DETAIL = 500
 _STATUS_HINTS = {
@@ -219,6 +222,11 @@ class OdcHook(BaseHook):
             raise self._api_error(method, path, response)
         return response
 
+    def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        """``request`` and its parsed JSON body; a body that is not JSON is an OdcApiError, not a crash."""
+        response = self.request(method, endpoint, **kwargs)
+        return json_body(response, method.upper(), urlsplit(response.url).path)
+
     def paginate(
         self,
         endpoint: str,
@@ -240,7 +248,7 @@ class OdcHook(BaseHook):
         seen = 0
         while True:
             page_query = query if offset is None else {**query, "offset": offset}
-            body = self.request("GET", endpoint, params=page_query).json()
+            body = self.request_json("GET", endpoint, params=page_query)
             items, page = _items_and_page(body, endpoint)
             for item in items:
                 if max_items is not None and seen >= max_items:
@@ -265,7 +273,7 @@ class OdcHook(BaseHook):
         self, kind: OperationKind, key: str, params: Mapping[str, Any] | None = None
     ) -> tuple[str | None, dict[str, Any]]:
         """The current status of an operation and its full body (never cached: ODC status changes)."""
-        body = self.request("GET", kind.path(key), params=params).json()
+        body = self.request_json("GET", kind.path(key), params=params)
         return kind.status_of(body), body if isinstance(body, dict) else {}
 
     def operation_errors(self, kind: OperationKind, key: str) -> list[str]:
@@ -408,6 +416,21 @@ def _items_and_page(body: Any, endpoint: str) -> tuple[list[Any], dict[str, Any]
         if len(lists) == 1:  # {"builds": [...]} and similar wrappers
             return lists[0], None
     raise OdcError(f"ODC {endpoint} did not return a list, a 'results' page or a single-list wrapper.")
+
+
+def json_body(response: requests.Response | httpx.Response, method: str, path: str) -> Any:
+    """The parsed body of a successful response, or an OdcApiError that says what came instead."""
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise OdcApiError(
+            f"ODC {method} {path} answered HTTP {response.status_code} with a body that is not JSON "
+            f"({kind}, {len(response.content)} bytes). Check that the Portal domain (host) is your ODC portal.",
+            method=method,
+            path=path,
+            status=response.status_code,
+        ) from None
 
 
 def _problem_details(response: requests.Response) -> dict[str, Any]:

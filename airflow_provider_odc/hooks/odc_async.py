@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 
 from airflow_provider_odc.compat import BaseHook
 from airflow_provider_odc.exceptions import OdcApiError
-from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.hooks.odc import OdcHook, json_body
 from airflow_provider_odc.operations import OperationKind
 from airflow_provider_odc.retries import RetryPolicy
 
@@ -109,5 +109,6 @@ class OdcAsyncHook:
         return response
 
     async def operation_status(self, kind: OperationKind, key: str, params: dict[str, Any] | None = None) -> str | None:
-        body = (await self.get(kind.path(key), params=params)).json()
+        path = kind.path(key)
+        body = json_body(await self.get(path, params=params), "GET", path)
         return kind.status_of(body)

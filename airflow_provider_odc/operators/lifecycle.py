@@ -141,7 +141,7 @@ class OdcBuildOperator(OdcOperationOperator):
                 )
                 return str(existing["buildKey"]), url
         body = {"assetKey": asset["assetKey"], "assetRevision": revision, "buildType": self.build_type}
-        response = hook.request("POST", BUILDS, json=body).json()
+        response = hook.request_json("POST", BUILDS, json=body)
         return str(response["buildKey"]), url
 
 
@@ -190,7 +190,7 @@ class OdcDeployOperator(OdcOperationOperator):
             "environmentKey": stage["key"],
         }
         self.log.info("Deploying %s revision %s to %s.", asset["name"], revision, stage["name"])
-        response = hook.request("POST", DEPLOYMENTS, json=body).json()
+        response = hook.request_json("POST", DEPLOYMENTS, json=body)
         return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
 
     def _release_build(self, hook: OdcHook, asset: dict[str, Any], revision: int) -> str:
@@ -203,7 +203,7 @@ class OdcDeployOperator(OdcOperationOperator):
                 "or run an OdcBuildOperator first."
             )
         body = {"assetKey": asset["assetKey"], "assetRevision": revision, "buildType": "Release"}
-        build_key = str(hook.request("POST", BUILDS, json=body).json()["buildKey"])
+        build_key = str(hook.request_json("POST", BUILDS, json=body)["buildKey"])
         self.log.info("Building %s revision %s first: build %s.", asset["name"], revision, build_key)
         return self._poll_build(hook, build_key)
 
@@ -244,7 +244,7 @@ class OdcApplyConfigsOperator(OdcOperationOperator):
         }
         if self.revision is not None:
             body["revision"] = resolve_revision(hook, asset["assetKey"], self.revision)
-        response = hook.request("POST", DEPLOYMENTS, json=body).json()
+        response = hook.request_json("POST", DEPLOYMENTS, json=body)
         return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
 
 
@@ -267,7 +267,7 @@ class OdcUndeployOperator(OdcOperationOperator):
         asset = resolve_asset(hook, self.asset)
         stage = resolve_stage(hook, self.stage)
         body = {"operation": "Undeploy", "assetKey": asset["assetKey"], "environmentKey": stage["key"]}
-        response = hook.request("POST", DEPLOYMENTS, json=body).json()
+        response = hook.request_json("POST", DEPLOYMENTS, json=body)
         return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
 
 
@@ -298,7 +298,7 @@ class OdcPublishOperator(OdcOperationOperator):
         stage_key = resolve_stage(hook, self.stage)["key"] if self.stage else None
         if stage_key:
             body["environmentKey"] = stage_key
-        response = hook.request("POST", PUBLISHES, json=body).json()
+        response = hook.request_json("POST", PUBLISHES, json=body)
         return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage_key)
 
 

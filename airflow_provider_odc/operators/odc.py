@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_odc.exceptions import OdcError
-from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.hooks.odc import OdcHook, json_body
 
 if TYPE_CHECKING:
     import requests
@@ -103,10 +104,4 @@ class OdcApiOperator(BaseOperator):
 def _json_body(response: requests.Response) -> Any:
     if response.status_code == 204 or not response.content:
         return None
-    try:
-        return response.json()
-    except ValueError:
-        raise OdcError(
-            f"ODC {response.request.method} {response.request.path_url.split('?')[0]} answered "
-            f"HTTP {response.status_code} without a JSON body."
-        ) from None
+    return json_body(response, response.request.method or "", urlsplit(response.url).path)
