@@ -41,8 +41,10 @@ def test_tasks_in_separate_processes_share_one_token(airflow_stack: AirflowStack
     stats = odc_emulator.stats()
     assert stats["token_exchanges"] == 1
     assert stats["discovery_requests"] <= 1  # 0 when an earlier test left the token endpoint in the Variable
-    # call_odc: 1 environments call + 3 asset pages of 10, three times; list_stages: 1 call.
-    assert stats["api_calls_total"] == 3 * 4 + 1
+    # call_odc: 1 environments call + 3 asset pages of 10, three times; list_stages: 1 call. A token an
+    # earlier test left in the Variable is unknown to the freshly reset emulator: one 401 and its retry.
+    assert stats["unauthorized"] <= 1
+    assert stats["api_calls_total"] == 3 * 4 + 1 + stats["unauthorized"]
 
     # The Variable holds an envelope, not the token; it opens with the connection's secret.
     key = variable_key_for("odc_default")
