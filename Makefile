@@ -27,6 +27,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m mypy --strict airflow_provider_odc
 	$(BIN)/python -m pytest
 
 # The unit, hook and dag.test() suites on the oldest supported Airflow, in a throwaway venv.

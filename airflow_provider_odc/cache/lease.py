@@ -71,7 +71,10 @@ class ExchangeLease:
         return None
 
     def release(self) -> None:
-        self.store.write(json.dumps({"owner": self.owner, "expires_at": 0}))
+        """Give the lease up, unless another process holds it now (never clobber a live rival's lease)."""
+        holder = self._holder()
+        if holder is None or holder[0] == self.owner:
+            self.store.write(json.dumps({"owner": self.owner, "expires_at": 0}))
 
     def _holder(self) -> tuple[str, float] | None:
         """The live lease's (owner, expires_at), or None when there is none or it expired."""

@@ -99,9 +99,15 @@ class TokenCache:
             if token is not None:  # another task or worker stored a fresh token
                 self._token = token
                 return token
-            if self.lease is not None and not self.lease.claim():
-                token = self.lease.wait_for(lambda: self._usable(self._load(), reject))
+            if self.lease is not None:
+                if self.lease.claim():
+                    # A rival that won earlier may have stored its token during our settle delay (a
+                    # process starved of CPU reads the lease back late, after the winner released it).
+                    token = self._usable(self._load(), reject)
+                else:
+                    token = self.lease.wait_for(lambda: self._usable(self._load(), reject))
                 if token is not None:  # the lease holder's token
+                    self.lease.release()
                     self._token = token
                     return token
             try:

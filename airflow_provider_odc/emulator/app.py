@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
@@ -242,7 +243,11 @@ def create_app(state: EmulatorState) -> FastAPI:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             return oauth_error(400, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
-        pairs = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # the client gave up (e.g. a latency fault outlasted its timeout)
+            return Response(status_code=499)
+        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         state.note_form_fields(getattr(request.state, "odc_request_record", None), [name for name, _ in pairs])
         form: dict[str, str] = {}
         for name, value in pairs:

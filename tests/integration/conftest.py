@@ -1,12 +1,19 @@
 """Fixtures for tests that run DAGs on a real Airflow stack (see ``stack.py``).
 
-Tests that use ``airflow_stack`` get the ``scheduler`` marker automatically, so ``-m "not scheduler"``
-skips them and ``-m scheduler`` selects them. The stack's home is kept by pytest under its basetemp
-(``pytest-of-<user>/pytest-<n>/airflow-home0``) for a post-mortem look at the logs.
+Tests that use ``airflow_stack`` (or ``airflow_stack_postgres``) get the ``scheduler`` marker
+automatically, so ``-m "not scheduler"`` skips them and ``-m scheduler`` selects them. The stack's home is
+kept by pytest under its basetemp (``pytest-of-<user>/pytest-<n>/airflow-home0``) for a post-mortem look
+at the logs.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -17,12 +24,17 @@ from airflow_provider_odc.emulator.server import OdcEmulator
 from .stack import AirflowStack
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
+POSTGRES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
+#: LocalExecutor parallelism of the PostgreSQL stack: enough for the 20 simultaneous tasks of the
+#: cold-start test (each idle worker costs about 180 MB of RSS).
+POSTGRES_STACK_PARALLELISM = 20
 _started: list[AirflowStack] = []
+_postgres_timings: dict[str, float] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "airflow_stack" in getattr(item, "fixturenames", ()):
+        if {"airflow_stack", "airflow_stack_postgres"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.scheduler)
 
 
@@ -31,6 +43,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for stack in _started:
         phases = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in stack.timings.items())
         terminalreporter.write_line(f"airflow stack: home {stack.home}; start: {phases}")
+    if _postgres_timings:
+        phases = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in _postgres_timings.items())
+        terminalreporter.write_line(f"postgresql (scripts/postgres.sh): {phases}")
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +73,64 @@ def airflow_stack(
     seconds. Stopped (every process, including task processes) at the end of the session.
     """
     stack = AirflowStack(tmp_path_factory.mktemp("airflow-home"), DAGS_FOLDER, env=airflow_stack_env, log_level="DEBUG")
+    _started.append(stack)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (``scripts/postgres.sh``): the SQLAlchemy URL of its
+    ``airflow`` database. The script installs PostgreSQL (Debian) and the drivers (psycopg2, asyncpg)
+    when missing.
+
+    Skips, saying why, only when PostgreSQL cannot be installed on this machine (exit code 3 of the
+    script); under CI (``CI`` set) that is a failure instead, so a green CI never hides the skip.
+    """
+    # Under /tmp, not pytest's basetemp: the server runs as the postgres user, who cannot enter basetemp.
+    directory = Path(tempfile.mkdtemp(prefix="odc-postgres-"))
+    started = time.monotonic()
+    result = subprocess.run(
+        ["bash", str(POSTGRES_SCRIPT), "start", str(directory)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=900,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        message = f"scripts/postgres.sh start exited {result.returncode}:\n{result.stderr[-3000:]}"
+        if result.returncode == 3 and not os.environ.get("CI"):
+            pytest.skip(f"PostgreSQL cannot be installed on this machine. {message}")
+        pytest.fail(message)
+    _postgres_timings["install and start"] = time.monotonic() - started
+    try:
+        yield result.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", str(directory)], capture_output=True, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_stack_postgres(
+    tmp_path_factory: pytest.TempPathFactory, airflow_stack_env: Mapping[str, str], postgres_url: str
+) -> Iterator[AirflowStack]:
+    """Like ``airflow_stack``, with its metadata database on PostgreSQL instead of SQLite.
+
+    Same environment and DAGs; parallelism ``POSTGRES_STACK_PARALLELISM`` (20), so that tests of
+    simultaneous tasks can use it. Started on first use, stopped (with the server) at the end.
+    """
+    stack = AirflowStack(
+        tmp_path_factory.mktemp("airflow-home-postgres"),
+        DAGS_FOLDER,
+        env=airflow_stack_env,
+        sql_alchemy_conn=postgres_url,
+        parallelism=POSTGRES_STACK_PARALLELISM,
+        log_level="DEBUG",
+    )
     _started.append(stack)
     stack.start()
     try:
