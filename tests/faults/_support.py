@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from airflow_provider_odc.hooks.odc import OdcHook
-from airflow_provider_odc.retries import RetryPolicy
+from ..helpers import HookFactory  # noqa: F401  (re-exported to the fault tests)
 
 
 @dataclass(frozen=True)
@@ -58,32 +55,6 @@ def outcome_of(error: BaseException | None) -> str:
     text = re.sub(r"^ODC connection '[^']*': ", "", text)
     text = re.sub(r"'?https?://[^\s']+'?", "<url>", text)
     return f"{type(error).__name__}: {text[:110]}"
-
-
-class HookFactory:
-    """Hooks for connections to any loopback portal; retry sleeps are recorded instead of slept."""
-
-    def __init__(self, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.emulator = emulator
-        self.monkeypatch = monkeypatch
-        self.sleeps: list[float] = []
-
-    def connection(self, conn_id: str = "odc_default", **fields: Any) -> dict[str, Any]:
-        conn = {
-            "conn_type": "odc",
-            "host": self.emulator.base_url,
-            "login": self.emulator.client_id,
-            "password": self.emulator.client_secret,
-            "extra": {},
-        }
-        conn.update(fields)
-        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        return conn
-
-    def __call__(self, conn_id: str = "odc_default", *, max_retries: int = 3, **fields: Any) -> OdcHook:
-        self.connection(conn_id, **fields)
-        sleep: Callable[[float], None] = self.sleeps.append
-        return OdcHook(conn_id, retry_policy=RetryPolicy(max_retries=max_retries, sleep=sleep))
 
 
 class DictStore:

@@ -2,46 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from airflow_provider_odc.hooks.odc import OdcHook
-from airflow_provider_odc.retries import RetryPolicy
-
-
-class HookFactory:
-    """Builds hooks for connections pointing at the emulator; records the retry sleeps instead of sleeping."""
-
-    def __init__(self, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.emulator = emulator
-        self.monkeypatch = monkeypatch
-        self.sleeps: list[float] = []
-
-    def connection(self, conn_id: str = "odc_default", **fields: Any) -> dict[str, Any]:
-        conn = {
-            "conn_type": "odc",
-            "host": self.emulator.base_url,
-            "login": self.emulator.client_id,
-            "password": self.emulator.client_secret,
-            "extra": {},
-        }
-        conn.update(fields)
-        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        return conn
-
-    def __call__(
-        self, conn_id: str = "odc_default", *, max_retries: int = 3, real_sleep: bool = False, **fields: Any
-    ) -> OdcHook:
-        self.connection(conn_id, **fields)
-        sleep: Callable[[float], None] = self.sleeps.append
-        if real_sleep:
-            import time
-
-            sleep = time.sleep
-        return OdcHook(conn_id, retry_policy=RetryPolicy(max_retries=max_retries, sleep=sleep))
+from ..helpers import HookFactory
 
 
 @pytest.fixture
