@@ -228,6 +228,10 @@ class OdcEmulator:
     def revoke_tokens(self) -> int:
         return self.state.revoke_tokens()
 
+    def minted_tokens(self) -> list[str]:
+        """In-process only (no HTTP route): every token issued so far, for leak scans to search for."""
+        return self.state.minted_tokens()
+
     def configure(
         self,
         *,

@@ -169,6 +169,8 @@ class EmulatorState(ReleaseStateMixin):
         )
         self._config = replace(self._defaults)
         self._tokens: dict[str, float] = {}  # jti -> expiry on the emulator clock
+        # Every token minted (reset does not forget them), so that leak scans know what to look for.
+        self._minted: collections.deque[str] = collections.deque(maxlen=10_000)
         self._faults: collections.deque[_PendingFault] = collections.deque()
         self._counters = _Counters()
         self._requests: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
@@ -345,7 +347,15 @@ class EmulatorState(ReleaseStateMixin):
             + _b64url(json.dumps(payload, separators=(",", ":")).encode())
         )
         signature = hmac.new(self._signing_key, signing_input.encode("ascii"), hashlib.sha256).digest()
-        return f"{signing_input}.{_b64url(signature)}", lifetime
+        token = f"{signing_input}.{_b64url(signature)}"
+        with self._lock:
+            self._minted.append(token)
+        return token, lifetime
+
+    def minted_tokens(self) -> list[str]:
+        """Every access token this instance has issued (the latest 10,000), including before a reset."""
+        with self._lock:
+            return list(self._minted)
 
     def token_problem(self, authorization: str | None) -> str | None:
         """Why this ``Authorization`` header is not acceptable, or ``None`` when the bearer token is good."""

@@ -254,6 +254,15 @@ def test_revoke_invalidates_every_issued_token(client: Any, odc_emulator: OdcEmu
     assert odc_emulator.revoke_tokens() == 1  # the in-process helper does the same
 
 
+def test_minted_tokens_lists_every_issued_token_across_resets(client: Any, odc_emulator: OdcEmulator) -> None:
+    """Leak scans search for these, so a reset between tests must not forget the earlier ones."""
+    first = client.token(fresh=True)
+    odc_emulator.reset()
+    second = client.token(fresh=True)
+    assert odc_emulator.minted_tokens()[-2:] == [first, second]
+    assert "minted" not in json.dumps(odc_emulator.stats())  # never served over HTTP or put in stats
+
+
 def test_secret_rotation_rejects_the_old_secret_but_keeps_issued_tokens(client: Any, odc_emulator: OdcEmulator) -> None:
     old_secret, old_token = odc_emulator.client_secret, client.token()
     odc_emulator.configure(client_secret="rotated+/=&secret")

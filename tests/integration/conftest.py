@@ -24,6 +24,8 @@ from airflow_provider_odc.emulator.server import OdcEmulator
 from .stack import AirflowStack
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
+EXAMPLE_DAGS_FOLDER = Path(__file__).resolve().parents[2] / "example_dags"
+STACK_FIXTURES = frozenset({"airflow_stack", "airflow_stack_postgres", "airflow_stack_examples"})
 POSTGRES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
 #: LocalExecutor parallelism of the PostgreSQL stack: enough for the 20 simultaneous tasks of the
 #: cold-start test (each idle worker costs about 180 MB of RSS).
@@ -34,7 +36,7 @@ _postgres_timings: dict[str, float] = {}
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if {"airflow_stack", "airflow_stack_postgres"} & set(getattr(item, "fixturenames", ())):
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.scheduler)
 
 
@@ -134,6 +136,29 @@ def airflow_stack_postgres(
     _started.append(stack)
     stack.start()
     try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def airflow_stack_examples(
+    tmp_path_factory: pytest.TempPathFactory, odc_emulator_session: OdcEmulator
+) -> Iterator[AirflowStack]:
+    """A stack serving ``example_dags/`` as users get them, at DEBUG, with ``odc_default`` stored in its
+    database (made through the REST API, as the connections UI does) rather than in the environment.
+
+    Module-scoped: stopped when the module's tests are done, so it never runs beside the other stacks
+    for long.
+    """
+    stack = AirflowStack(tmp_path_factory.mktemp("airflow-home-examples"), EXAMPLE_DAGS_FOLDER, log_level="DEBUG")
+    _started.append(stack)
+    stack.start()
+    try:
+        fields = odc_emulator_session.connection_dict()
+        resp = stack.rest("POST", "/api/v2/connections", json={"connection_id": "odc_default", **fields})
+        if not resp.ok:
+            raise AssertionError(f"creating odc_default -> {resp.status_code}: {resp.text}")
         yield stack
     finally:
         stack.stop()

@@ -13,6 +13,7 @@ The test process never imports Airflow: that would read (and maybe create) a con
 from __future__ import annotations
 
 import atexit
+import configparser
 import contextlib
 import json
 import os
@@ -452,9 +453,18 @@ class AirflowStack:
     def run_dag(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 240) -> dict[str, Any]:
         """Trigger ``dag_id`` once and wait for the run to end; return the dag run JSON.
 
-        Waits for the dag-processor to have parsed the DAG (a file added after ``start()`` shows up within
-        seconds) and unpauses it first. The returned run may have failed: check ``["state"]`` and use
-        :meth:`explain` for the message. On timeout, raises with the task states and the log tails.
+        The returned run may have failed: check ``["state"]`` and use :meth:`explain` for the message. On
+        timeout, raises with the task states and the log tails.
+        """
+        deadline = time.monotonic() + timeout
+        run_id = self.trigger_dag(dag_id, conf, timeout=timeout)
+        return self.wait_for_run(dag_id, run_id, timeout=max(deadline - time.monotonic(), 1))
+
+    def trigger_dag(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 240) -> str:
+        """Unpause ``dag_id`` and start one run of it; return the run id without waiting for the run.
+
+        Waits (up to ``timeout``) for the dag-processor to have parsed the DAG first: a file added after
+        ``start()`` shows up within seconds.
         """
         deadline = time.monotonic() + timeout
         dag_path = f"/api/v2/dags/{quote(dag_id, safe='')}"
@@ -469,17 +479,38 @@ class AirflowStack:
         resp = self.rest("POST", f"{dag_path}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         if not resp.ok:
             raise AirflowStackError(f"triggering {dag_id} -> {resp.status_code}: {resp.text}")
-        run: dict[str, Any] = resp.json()
-        run_id = run["dag_run_id"]
-        while run.get("state") not in TERMINAL_RUN_STATES:
+        return str(resp.json()["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240) -> dict[str, Any]:
+        """Wait until the run is ``success`` or ``failed``; return its JSON. On timeout, raise with evidence."""
+        deadline = time.monotonic() + timeout
+        run_path = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+        while (run := self._get_json(run_path)).get("state") not in TERMINAL_RUN_STATES:
             if time.monotonic() > deadline:
                 raise AirflowStackError(
                     f"DAG run {dag_id}/{run_id} still {run.get('state')!r} after {timeout}s\n"
                     f"{self.explain(dag_id, run_id)}\n{self._tails()}"
                 )
             time.sleep(0.3)
-            run = self._get_json(f"{dag_path}/dagRuns/{quote(run_id, safe='')}")
-        return run
+        result: dict[str, Any] = run
+        return result
+
+    def wait_for_task_state(
+        self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 120
+    ) -> dict[str, Any]:
+        """Wait until task ``task_id`` (unmapped) of the run is in ``state``, e.g. ``deferred``; return its JSON."""
+        deadline = time.monotonic() + timeout
+        seen: str | None = None
+        while time.monotonic() < deadline:
+            for ti in self.task_instances(dag_id, run_id):
+                if ti["task_id"] == task_id:
+                    seen = ti["state"]
+                    if seen == state:
+                        return ti
+            time.sleep(0.3)
+        raise AirflowStackError(
+            f"{dag_id}/{run_id} task {task_id} never reached {state!r} (last {seen!r})\n{self.explain(dag_id, run_id)}"
+        )
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Task instances of one run as REST JSON (``task_id``, ``map_index``, ``state``, ``pid``, ...)."""
@@ -523,6 +554,21 @@ class AirflowStack:
             for path in sorted(run_dir.rglob("*.log"))
         ]
         return f"task states: {states}\n" + ("\n".join(logs) or f"(no task logs under {run_dir})")
+
+    # ------------------------------------------------------------------ metadata database
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite metadata database file, or None when the stack runs on another database."""
+        prefix = "sqlite:///"
+        return Path(self.sql_alchemy_conn[len(prefix) :]) if self.sql_alchemy_conn.startswith(prefix) else None
+
+    def fernet_key(self) -> str:
+        """The ``[core] fernet_key`` that ``db migrate`` generated: what Airflow encrypts Variables,
+        connection passwords and extras, and trigger kwargs with."""
+        config = configparser.ConfigParser(interpolation=None)
+        config.read(self.home / "airflow.cfg")
+        return config["core"]["fernet_key"]
 
     # ------------------------------------------------------------------ logs
 

@@ -6,7 +6,6 @@ task is its own process, so the only way to need one token exchange is the encry
 
 from __future__ import annotations
 
-import configparser
 import sqlite3
 from typing import Any
 
@@ -23,11 +22,9 @@ TASKS = ("first", "second", "third", "list_stages")
 
 def stored_variable(stack: AirflowStack, key: str) -> str:
     """The Variable's value as Airflow keeps it, decrypted with the stack's Fernet key."""
-    config = configparser.ConfigParser(interpolation=None)
-    config.read(stack.home / "airflow.cfg")
     with sqlite3.connect(stack.home / "airflow.db") as db:
         value, is_encrypted = db.execute("SELECT val, is_encrypted FROM variable WHERE key = ?", (key,)).fetchone()
-    return Fernet(config["core"]["fernet_key"].encode()).decrypt(value.encode()).decode() if is_encrypted else value
+    return Fernet(stack.fernet_key().encode()).decrypt(value.encode()).decode() if is_encrypted else value
 
 
 def test_tasks_in_separate_processes_share_one_token(airflow_stack: AirflowStack, odc_emulator: Any) -> None:
