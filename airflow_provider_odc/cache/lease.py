@@ -3,7 +3,8 @@
 Airflow Variables have no compare-and-set, so the lease is claimed in three steps:
 
 1. read the lease Variable; if another worker holds an unexpired lease, wait for its token;
-2. otherwise write a lease naming this process, wait a short settle delay while rivals do the same;
+2. otherwise write a lease naming this process, wait a short settle delay while rivals do the same
+   (longer when the write itself was slow: a loaded machine or database delays the rivals' writes too);
 3. read it back: the last writer wins, everyone else waits.
 
 Waiting means polling the token Variable until a usable token appears, the lease expires, or the
@@ -39,6 +40,9 @@ class ExchangeLease:
     store: TokenStore
     ttl: float
     settle: float = 0.5
+    #: The settle delay is at least this many times as long as our own lease write took (capped at a
+    #: quarter of the lease's lifetime).
+    settle_per_write: float = 3.0
     poll: float = 0.2
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -49,9 +53,11 @@ class ExchangeLease:
         holder = self._holder()
         if holder is not None and holder[0] != self.owner:
             return False
-        if not self.store.write(json.dumps({"owner": self.owner, "expires_at": self.clock() + self.ttl})):
+        started = self.clock()
+        if not self.store.write(json.dumps({"owner": self.owner, "expires_at": started + self.ttl})):
             return True  # Variables are not writable here: nothing to coordinate with
-        self.sleep(self.settle)
+        write_time = max(self.clock() - started, 0.0)
+        self.sleep(min(max(self.settle, self.settle_per_write * write_time), self.ttl / 4))
         holder = self._holder()
         return holder is None or holder[0] == self.owner
 
