@@ -41,12 +41,11 @@ def rest_sources(stack: AirflowStack, runs: dict[str, list[str]]) -> list[Source
     for dag_id, run_ids in runs.items():
         for run_id in run_ids:
             run_path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-            sources.append(get(f"{run_path}/taskInstances"))
+            sources.append(get(f"{run_path}/taskInstances"))  # each with its rendered_fields
             entries = stack.rest("GET", f"{run_path}/taskInstances/~/xcomEntries?limit=100").json()["xcom_entries"]
             for entry in entries:
                 task_path = f"{run_path}/taskInstances/{entry['task_id']}"
                 sources.append(get(f"{task_path}/xcomEntries/{entry['key']}?map_index={entry['map_index']}"))
-                sources.append(get(f"{task_path}/{entry['map_index']}" if entry["map_index"] >= 0 else task_path))
     return sources
 
 
@@ -93,6 +92,7 @@ def test_example_dags_leave_no_token_or_secret(airflow_stack_examples: AirflowSt
     assert DEBUG_LINE in "\n".join(text for where, text in sources if where.startswith("file logs/"))
     assert "OdcOperationTrigger" in texts("db trigger.classpath") and "odc_default" in texts("db trigger.kwargs")
     assert app["name"] in texts("db rendered_task_instance_fields.rendered_fields")
+    assert any(where.endswith("/taskInstances") and app["name"] in text for where, text in sources)
     assert "odc_portal_url" in texts("db xcom.key") and "Development" in texts("db xcom.value")
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
         key = variable_key_for("odc_default")
