@@ -19,6 +19,12 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from airflow_provider_odc.cache.envelope import EnvelopeCodec
+from airflow_provider_odc.cache.stores import variable_key_for
+from airflow_provider_odc.emulator.server import OdcEmulator
+
+from .stack import AirflowStack
+
 #: Where a piece of text came from, and the text.
 Source = tuple[str, str]
 
@@ -90,3 +96,21 @@ def token_needles(tokens: Iterable[str]) -> dict[str, str]:
         needles[f"access token {number}"] = token
         needles[f"access token {number} (signature)"] = token.rsplit(".", 1)[-1]
     return needles
+
+
+def cached_token(stack: AirflowStack, emulator: OdcEmulator, conn_id: str = "odc_default") -> tuple[str, str]:
+    """The connection's token Variable as the hook wrote it (read from the SQLite DB, Fernet-decrypted),
+    and the token that envelope opens to with the connection's secret."""
+    key = variable_key_for(conn_id)
+    assert stack.sqlite_path is not None, "reads the SQLite metadata database"
+    with sqlite3.connect(f"file:{stack.sqlite_path}?mode=ro", uri=True) as db:
+        value, is_encrypted = db.execute("SELECT val, is_encrypted FROM variable WHERE key = ?", (key,)).fetchone()
+    stored = Fernet(stack.fernet_key().encode()).decrypt(value.encode()).decode() if is_encrypted else value
+    codec = EnvelopeCodec.for_connection(
+        key_material=emulator.client_secret,
+        origin=emulator.base_url,
+        client_id=emulator.client_id,
+        conn_id=conn_id,
+        variable_key=key,
+    )
+    return stored, codec.open(stored).token.value

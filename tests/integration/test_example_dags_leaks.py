@@ -10,17 +10,13 @@ fields and XComs are searched for every token the emulator issued and for the cl
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 from urllib.parse import quote
 
 from cryptography.fernet import Fernet
 
-from airflow_provider_odc.cache.envelope import EnvelopeCodec
-from airflow_provider_odc.cache.stores import variable_key_for
-
 from ..lifecycle.conftest import web_app
-from .leak_scan import Source, database_cells, find, home_files, token_needles
+from .leak_scan import Source, cached_token, database_cells, find, home_files, token_needles
 from .stack import AirflowStack
 
 LISTING, RELEASE = "odc_list_stages_and_assets", "odc_release_pipeline"
@@ -94,18 +90,7 @@ def test_example_dags_leave_no_token_or_secret(airflow_stack_examples: AirflowSt
     assert app["name"] in texts("db rendered_task_instance_fields.rendered_fields")
     assert any(where.endswith("/taskInstances") and app["name"] in text for where, text in sources)
     assert "odc_portal_url" in texts("db xcom.key") and "Development" in texts("db xcom.value")
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        key = variable_key_for("odc_default")
-        (stored,) = db.execute("SELECT val FROM variable WHERE key = ?", (key,)).fetchone()
-    codec = EnvelopeCodec.for_connection(
-        key_material=odc_emulator.client_secret,
-        origin=odc_emulator.base_url,
-        client_id=odc_emulator.client_id,
-        conn_id="odc_default",
-        variable_key=key,
-    )
-    envelope = fernet.decrypt(stored.encode()).decode()
-    assert codec.open(envelope).token.value == tokens[-1], "the Variable holds the latest token, encrypted"
+    assert cached_token(stack, odc_emulator)[1] == tokens[-1], "the Variable holds the latest token, encrypted"
 
     hits = find(needles, sources)
     # The canary: the secret is where the user put it, in the connection's password, which Airflow encrypts.

@@ -6,25 +6,13 @@ task is its own process, so the only way to need one token exchange is the encry
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-from cryptography.fernet import Fernet
-
-from airflow_provider_odc.cache.envelope import EnvelopeCodec
-from airflow_provider_odc.cache.stores import variable_key_for
-
+from .leak_scan import cached_token
 from .stack import AirflowStack
 
 DAG_ID = "odc_shared_token"
 TASKS = ("first", "second", "third", "list_stages")
-
-
-def stored_variable(stack: AirflowStack, key: str) -> str:
-    """The Variable's value as Airflow keeps it, decrypted with the stack's Fernet key."""
-    with sqlite3.connect(stack.home / "airflow.db") as db:
-        value, is_encrypted = db.execute("SELECT val, is_encrypted FROM variable WHERE key = ?", (key,)).fetchone()
-    return Fernet(stack.fernet_key().encode()).decrypt(value.encode()).decode() if is_encrypted else value
 
 
 def test_tasks_in_separate_processes_share_one_token(airflow_stack: AirflowStack, odc_emulator: Any) -> None:
@@ -44,16 +32,7 @@ def test_tasks_in_separate_processes_share_one_token(airflow_stack: AirflowStack
     assert stats["api_calls_total"] == 3 * 4 + 1 + stats["unauthorized"]
 
     # The Variable holds an envelope, not the token; it opens with the connection's secret.
-    key = variable_key_for("odc_default")
-    stored = stored_variable(airflow_stack, key)
-    codec = EnvelopeCodec.for_connection(
-        key_material=odc_emulator.client_secret,
-        origin=odc_emulator.base_url,
-        client_id=odc_emulator.client_id,
-        conn_id="odc_default",
-        variable_key=key,
-    )
-    token = codec.open(stored).token.value
+    stored, token = cached_token(airflow_stack, odc_emulator)
     assert token not in stored and odc_emulator.client_secret not in stored
 
     # Nothing the run wrote (task logs at DEBUG, component logs, XCom) holds the token or the secret.
