@@ -65,6 +65,8 @@ def test_example_dags_leave_no_token_or_secret(airflow_stack_examples: AirflowSt
     assert release["state"] == "success", stack.explain(RELEASE, release_id)
 
     # Revoked tokens: the next call gets 401 and the hook exchanges once more. The test-stage deploy fails.
+    before_revoking = odc_emulator.stats()["token_exchanges"]
+    assert 1 <= before_revoking <= 2  # parallel cold tasks: one exchange, or two at worst (the lease)
     odc_emulator.revoke_tokens()
     odc_emulator.fail_next("deploy", messages=[ODC_ERROR])
     blocked = stack.run_dag(RELEASE, conf={"asset": app["name"]})
@@ -73,7 +75,7 @@ def test_example_dags_leave_no_token_or_secret(airflow_stack_examples: AirflowSt
     assert states["deploy_to_test_stage"] == "failed" and states["deploy_to_production"] == "upstream_failed"
     assert ODC_ERROR in stack.task_log(RELEASE, blocked["dag_run_id"], "deploy_to_test_stage")
     stats = odc_emulator.stats()
-    assert stats["token_exchanges"] == 2 and stats["unauthorized"] >= 1
+    assert stats["unauthorized"] >= 1 and stats["token_exchanges"] > before_revoking
 
     tokens = odc_emulator.minted_tokens()[-stats["token_exchanges"] :]
     needles = {"client secret": odc_emulator.client_secret, **token_needles(tokens)}
@@ -90,7 +92,7 @@ def test_example_dags_leave_no_token_or_secret(airflow_stack_examples: AirflowSt
     assert app["name"] in texts("db rendered_task_instance_fields.rendered_fields")
     assert any(where.endswith("/taskInstances") and app["name"] in text for where, text in sources)
     assert "odc_portal_url" in texts("db xcom.key") and "Development" in texts("db xcom.value")
-    assert cached_token(stack, odc_emulator)[1] == tokens[-1], "the Variable holds the latest token, encrypted"
+    assert cached_token(stack, odc_emulator)[1] in tokens, "the Variable holds an issued token, encrypted"
 
     hits = find(needles, sources)
     # The canary: the secret is where the user put it, in the connection's password, which Airflow encrypts.
