@@ -86,7 +86,6 @@ class RetryPolicy:
     backoff_max: float = 30.0
     retry_after_cap: float = RETRY_AFTER_CAP
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
-    async_sleep: Callable[[float], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
     def wait_seconds(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
@@ -146,11 +145,7 @@ class RetryPolicy:
                 self.max_retries,
             )
 
-        options: dict[str, Any] = {}
-        if kind is tenacity.Retrying:
-            options["sleep"] = self.sleep
-        elif self.async_sleep is not None:
-            options["sleep"] = self.async_sleep
+        options: dict[str, Any] = {"sleep": self.sleep} if kind is tenacity.Retrying else {}
         return kind(
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             wait=self.wait_seconds,
@@ -161,7 +156,7 @@ class RetryPolicy:
                 )
             ),
             before_sleep=before_sleep,
+            # Out of attempts: the last response, or the last exception raised again (not a RetryError).
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-            reraise=True,
             **options,
         )

@@ -76,10 +76,6 @@ class OdcConnectionSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
 
     @property
-    def hostname(self) -> str:
-        return urlsplit(self.origin).hostname or ""
-
-    @property
     def cache_identity(self) -> str:
         """Identifies the credentials without revealing them: a changed secret is a new cache."""
         parts = [self.conn_id, self.origin, self.client_id, self.client_secret, self.cache_mode]
