@@ -322,7 +322,7 @@ class EmulatorState(ReleaseStateMixin):
     def issue_token(self, issuer: str) -> tuple[str, int]:
         """Mint a signed JWT-shaped access token, remember its ``jti``; returns (token, lifetime)."""
         with self._lock:
-            now = time.time() + self._config.clock_offset
+            now = self._now_locked()
             lifetime = self._config.token_lifetime
             jti = str(uuid.uuid4())
             self._tokens[jti] = now + lifetime
@@ -378,7 +378,7 @@ class EmulatorState(ReleaseStateMixin):
             return "The access token signature is invalid."
         with self._lock:
             expiry = self._tokens.get(jti)
-            now = time.time() + self._config.clock_offset
+            now = self._now_locked()
         if expiry is None:
             return "The access token was revoked or was not issued by this server."
         if now >= expiry:
