@@ -56,11 +56,14 @@ class OperationWaiter:
         self.slow_interval = slow_interval
         self.poll_params = poll_params
 
-    def wait_for(self, hook: OdcHook, kind: OperationKind, key: str, started_at: float) -> str:
-        """Block (or defer) until the operation ends; return ``key`` on success."""
+    def wait_for(
+        self, hook: OdcHook, kind: OperationKind, key: str, started_at: float, *, may_defer: bool = True
+    ) -> str:
+        """Block (or defer, when deferrable and ``may_defer``) until the operation ends; return ``key`` on
+        success. ``may_defer=False`` for a wait in the middle of ``execute`` that a resume could not continue."""
         status, _ = hook.operation_status(kind, key, self.poll_params)
         if not kind.is_terminal(status):
-            if self.deferrable:
+            if self.deferrable and may_defer:
                 self.defer(  # type: ignore[attr-defined]
                     trigger=OdcOperationTrigger(
                         odc_conn_id=self.odc_conn_id,

@@ -20,7 +20,7 @@ from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.links import PORTAL_URL_XCOM_KEY, OdcPortalLink, portal_url
 from airflow_provider_odc.operations import OPERATION_KINDS
-from airflow_provider_odc.resolve import BUILDS, resolve_asset, resolve_revision, resolve_stage, reusable_build
+from airflow_provider_odc.resolve import ASSETS, BUILDS, resolve_asset, resolve_revision, resolve_stage, reusable_build
 from airflow_provider_odc.waiting import (
     DEFAULT_WAIT_TIMEOUT,
     FAST_INTERVAL,
@@ -33,6 +33,18 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
+
+
+def start_deployment_operation(
+    hook: OdcHook, operation: str, asset: dict[str, Any], stage: dict[str, Any], **fields: Any
+) -> tuple[str, str]:
+    """POST a deployment operation (Deploy, ApplyConfigs, Undeploy): its key and the Portal URL of the app
+    on that stage."""
+    body = {"operation": operation, "assetKey": asset["assetKey"], **fields, "environmentKey": stage["key"]}
+    response = hook.request_json("POST", DEPLOYMENTS, json=body)
+    return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+
+
 PUBLISHES = "/api/deployments/v1/publish-operations"
 
 
@@ -159,7 +171,6 @@ class OdcDeployOperator(OdcOperationOperator):
 
     kind = "deployment"
     template_fields: Sequence[str] = ("asset", "stage", "revision", "build_key")
-    operation = "Deploy"
 
     def __init__(
         self,
@@ -182,16 +193,9 @@ class OdcDeployOperator(OdcOperationOperator):
         asset = resolve_asset(hook, self.asset)
         stage = resolve_stage(hook, self.stage)
         revision = resolve_revision(hook, asset["assetKey"], self.revision)
-        body = {
-            "operation": self.operation,
-            "assetKey": asset["assetKey"],
-            "revision": revision,
-            "buildKey": self.build_key or self._release_build(hook, asset, revision),
-            "environmentKey": stage["key"],
-        }
+        build_key = self.build_key or self._release_build(hook, asset, revision)
         self.log.info("Deploying %s revision %s to %s.", asset["name"], revision, stage["name"])
-        response = hook.request_json("POST", DEPLOYMENTS, json=body)
-        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+        return start_deployment_operation(hook, "Deploy", asset, stage, revision=revision, buildKey=build_key)
 
     def _release_build(self, hook: OdcHook, asset: dict[str, Any], revision: int) -> str:
         build = reusable_build(hook, asset["assetKey"], revision, finished_only=True)
@@ -205,15 +209,7 @@ class OdcDeployOperator(OdcOperationOperator):
         body = {"assetKey": asset["assetKey"], "assetRevision": revision, "buildType": "Release"}
         build_key = str(hook.request_json("POST", BUILDS, json=body)["buildKey"])
         self.log.info("Building %s revision %s first: build %s.", asset["name"], revision, build_key)
-        return self._poll_build(hook, build_key)
-
-    def _poll_build(self, hook: OdcHook, build_key: str) -> str:
-        kind = OPERATION_KINDS["build"]
-        started_at = time.time()
-        status, _ = hook.operation_status(kind, build_key)
-        if not kind.is_terminal(status):
-            status = self._poll(hook, kind, build_key, started_at)
-        return self.finish(hook, kind, build_key, status)
+        return self.wait_for(hook, OPERATION_KINDS["build"], build_key, time.time(), may_defer=False)
 
 
 class OdcApplyConfigsOperator(OdcOperationOperator):
@@ -237,15 +233,8 @@ class OdcApplyConfigsOperator(OdcOperationOperator):
     def start(self, hook: OdcHook) -> tuple[str, str]:
         asset = resolve_asset(hook, self.asset)
         stage = resolve_stage(hook, self.stage)
-        body: dict[str, Any] = {
-            "operation": "ApplyConfigs",
-            "assetKey": asset["assetKey"],
-            "environmentKey": stage["key"],
-        }
-        if self.revision is not None:
-            body["revision"] = resolve_revision(hook, asset["assetKey"], self.revision)
-        response = hook.request_json("POST", DEPLOYMENTS, json=body)
-        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+        fields = {} if self.revision is None else {"revision": resolve_revision(hook, asset["assetKey"], self.revision)}
+        return start_deployment_operation(hook, "ApplyConfigs", asset, stage, **fields)
 
 
 class OdcUndeployOperator(OdcOperationOperator):
@@ -266,9 +255,7 @@ class OdcUndeployOperator(OdcOperationOperator):
     def start(self, hook: OdcHook) -> tuple[str, str]:
         asset = resolve_asset(hook, self.asset)
         stage = resolve_stage(hook, self.stage)
-        body = {"operation": "Undeploy", "assetKey": asset["assetKey"], "environmentKey": stage["key"]}
-        response = hook.request_json("POST", DEPLOYMENTS, json=body)
-        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+        return start_deployment_operation(hook, "Undeploy", asset, stage)
 
 
 class OdcPublishOperator(OdcOperationOperator):
@@ -343,6 +330,6 @@ class OdcTagRevisionOperator(BaseOperator):
         body: dict[str, Any] = {"tag": self.tag}
         if self.release_notes is not None:
             body["releaseNotes"] = self.release_notes
-        hook.request("PATCH", f"/api/asset-repository/v1/assets/{asset['assetKey']}/revisions/{revision}", json=body)
+        hook.request("PATCH", f"{ASSETS}/{asset['assetKey']}/revisions/{revision}", json=body)
         self.log.info("Tagged %s revision %s as %s.", asset["name"], revision, self.tag)
         return {"assetKey": asset["assetKey"], "revision": revision, "tag": self.tag}

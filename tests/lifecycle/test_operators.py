@@ -84,6 +84,23 @@ def test_deploy_by_stage_name_with_build_if_missing(fast_emulator: Any) -> None:
     assert started(fast_emulator, "build") == 1 and started(fast_emulator, "deploy") == 1
 
 
+def test_a_deferrable_deploy_builds_the_missing_build_in_the_worker_then_defers_the_deployment(
+    fast_emulator: Any,
+) -> None:
+    """The build is awaited inside ``execute``: deferring there would resume into the deployment's
+    ``execute_complete`` with the build's event. Only the deployment wait goes to the triggerer."""
+    app = web_app(fast_emulator, with_release_build=False)
+    operator = OdcDeployOperator(
+        task_id="deploy", asset=app["name"], stage="QA", build_if_missing=True, deferrable=True, **FAST
+    )
+    ti = RecordingTI()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": ti})  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert (trigger.kind, trigger.operation_key) == ("deployment", ti.xcom["operation_key"])
+    assert started(fast_emulator, "build") == 1 and started(fast_emulator, "deploy") == 1
+
+
 def test_failed_deployment_raises_with_its_error_messages(fast_emulator: Any) -> None:
     app = web_app(fast_emulator, with_release_build=True)
     fast_emulator.fail_next("deploy", messages=["Database upgrade failed for entity Order", "Rolled back"])
