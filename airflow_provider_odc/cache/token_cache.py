@@ -85,9 +85,13 @@ class TokenCache:
         with cls._shared_lock:
             cls._shared.clear()
 
+    def current(self, reject: AccessToken | None = None) -> AccessToken | None:
+        """The in-memory token if ``get`` would return it as is: no lock, no I/O, safe on an event loop."""
+        return self._usable(self._token, reject)
+
     def get(self, fetch: Fetch, *, reject: AccessToken | None = None) -> AccessToken:
         """A token that is not due for refresh and is not ``reject`` (one the API just refused)."""
-        token = self._usable(self._token, reject)
+        token = self.current(reject)
         if token is not None:
             return token
         with self._lock:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 from asgiref.sync import sync_to_async
 
+from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.compat import BaseHook
 from airflow_provider_odc.exceptions import OdcApiError
 from airflow_provider_odc.hooks.odc import OdcHook, json_body
@@ -68,6 +69,15 @@ class OdcAsyncHook:
             )
         return self._client
 
+    @staticmethod
+    async def _token(hook: OdcHook, reject: AccessToken | None = None) -> AccessToken:
+        """The in-memory token without leaving the event loop; a worker thread only to load or fetch one.
+
+        ``sync_to_async`` runs on one shared thread per triggerer, so every poll of every trigger going
+        through it would queue behind whichever trigger is fetching a token.
+        """
+        return hook.token_cache.current(reject) or await sync_to_async(hook._token)(reject)
+
     async def get(self, endpoint: str, *, params: dict[str, Any] | None = None) -> httpx.Response:
         """GET an ODC endpoint: the same retries, 401 refresh and errors as ``OdcHook.request``."""
         hook = await self._sync_hook()
@@ -98,11 +108,11 @@ class OdcAsyncHook:
                     status=None,
                 ) from None
 
-        token = await sync_to_async(hook._token)()
+        token = await self._token(hook)
         response = await send(token.value)
         if response.status_code == 401:
             hook.log.info("ODC answered 401 to GET %s with token %s; fetching a new token.", path, token.fingerprint)
-            token = await sync_to_async(hook._token)(token)
+            token = await self._token(hook, reject=token)
             response = await send(token.value)
         if response.status_code >= 300:
             raise hook._api_error("GET", path, response)  # type: ignore[arg-type]

@@ -104,3 +104,21 @@ def test_poll_schedule_is_fast_then_slow(fast_emulator: Any, monkeypatch: pytest
     assert waits[0] == 0.05 and waits[-1] == 0.3
     first_slow = waits.index(0.3)
     assert set(waits[:first_slow]) == {0.05} and set(waits[first_slow:]) == {0.3}
+
+
+def test_polls_with_a_warm_token_stay_on_the_event_loop(fast_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the token in memory, a poll never waits for asgiref's single shared thread, where it would
+    queue behind every other trigger's token fetch."""
+    key = start_build(fast_emulator)  # leaves the token in the process-wide cache
+    from airflow_provider_odc.hooks import odc_async
+
+    original = odc_async.sync_to_async
+
+    def no_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(function, "__name__", "") == "_token":
+            raise AssertionError("the token was fetched through a worker thread although it was in memory")
+        return original(function, *args, **kwargs)
+
+    monkeypatch.setattr(odc_async, "sync_to_async", no_thread)
+    assert run(trigger(key))["status"] == "success"
+    assert fast_emulator.stats()["token_exchanges"] == 1
