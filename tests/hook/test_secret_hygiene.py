@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,9 @@ except ImportError:  # Airflow 3.0
     from airflow.sdk.execution_time.secrets_masker import redact
 
 from airflow_provider_odc.exceptions import OdcError
+from airflow_provider_odc.triggers.odc import OdcOperationTrigger
+
+from ..lifecycle.conftest import first_event, web_app
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 ASSETS = "/api/asset-repository/v1/assets"
@@ -107,3 +112,41 @@ def test_tokens_and_secret_are_registered_with_airflows_masker(make_hook: Any, o
     assert redact(f"token={token}") == "token=***"
     assert redact(f"secret={odc_emulator.client_secret}") == "secret=***"
     assert redact("cache=separate-cache-secret") == "cache=***"
+
+
+def test_trigger_path_at_debug_leaks_nothing(
+    airflow_masking_off: None,
+    make_hook: Any,
+    odc_emulator: Any,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The triggerer's side (OdcAsyncHook over httpx, a 401 and a new token in the trigger), with
+    Airflow's redaction off: its logs, its event and its serialized arguments hold no credential."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="airflow.task")
+    hook = make_hook()
+    app = web_app(odc_emulator, with_release_build=False)
+    body = {"assetKey": app["assetKey"], "assetRevision": app["latestRevision"], "buildType": "Release"}
+    build_key = hook.request_json("POST", "/api/builds/v1/build-operations", json=body)["buildKey"]
+    revoked = hook.get_access_token()
+    odc_emulator.revoke_tokens()  # the trigger's first poll gets 401 and fetches a new token
+    trigger = OdcOperationTrigger(
+        odc_conn_id=hook.odc_conn_id,
+        kind="build",
+        operation_key=build_key,
+        end_time=time.time() + 30,
+        fast_interval=0.05,
+        slow_interval=0.05,
+    )
+    event = asyncio.run(first_event(trigger))
+    fresh = hook.get_access_token()  # the process-wide cache holds the token the trigger fetched
+
+    captured = capsys.readouterr()
+    everything = "\n".join([caplog.text, captured.out, captured.err, repr(event.payload), repr(trigger.serialize())])
+    assert event.payload["status"] == "success" and fresh != revoked
+    assert "(async)" in everything and "-> 401" in everything, "the async hook's DEBUG lines were not captured"
+    for value in (revoked, fresh, odc_emulator.client_secret):
+        assert value not in everything
+        for piece in value.split("."):
+            assert len(piece) < 8 or piece not in everything
