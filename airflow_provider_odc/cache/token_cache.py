@@ -103,21 +103,24 @@ class TokenCache:
             if token is not None:  # another task or worker stored a fresh token
                 self._token = token
                 return token
+            holds_lease = False
             if self.lease is not None:
-                if self.lease.claim():
+                holds_lease = self.lease.claim()
+                if holds_lease:
                     # A rival that won earlier may have stored its token during our settle delay (a
                     # process starved of CPU reads the lease back late, after the winner released it).
                     token = self._usable(self._load(), reject)
                 else:
                     token = self.lease.wait_for(lambda: self._usable(self._load(), reject))
                 if token is not None:  # the lease holder's token
-                    self.lease.release()
+                    if holds_lease:
+                        self.lease.release()
                     self._token = token
                     return token
             try:
                 return self._exchange(fetch, fallback=self._still_valid(self._token or stored, reject))
             finally:
-                if self.lease is not None:
+                if holds_lease and self.lease is not None:
                     self.lease.release()
 
     def _exchange(self, fetch: Fetch, *, fallback: AccessToken | None) -> AccessToken:

@@ -142,3 +142,22 @@ def test_a_slow_lease_write_waits_long_enough_to_find_the_winners_token() -> Non
     exchanges, tokens = cold_start([worker_cache(table, lock, write_delay=0.6) for _ in range(20)])
     assert len(tokens) == 20
     assert exchanges.calls == 1
+
+
+def test_a_waiter_leaves_the_lease_alone() -> None:
+    """Only the process that claimed the lease releases it: a waiter that got the holder's token writes nothing."""
+    table: dict[str, str] = {"lease": json.dumps({"owner": "holder", "expires_at": time.time() + 60})}
+    lock = threading.Lock()
+    released = json.dumps({"owner": "holder", "expires_at": 0})
+
+    def holder_finishes() -> None:  # stores its token, then releases, as TokenCache does
+        fetched = Exchanges(Clock(time.time()))(None)
+        with lock:
+            table["odc_access_token__odc_default"] = codec().seal(fetched)
+            table["lease"] = released
+
+    threading.Timer(0.1, holder_finishes).start()
+    exchanges = Exchanges(Clock(time.time()))
+    assert worker_cache(table, lock).get(exchanges).value == "token-number-1"
+    assert exchanges.calls == 0
+    assert table["lease"] == released
