@@ -177,8 +177,7 @@ class EmulatorState(ReleaseStateMixin):
         seed = build_seed(asset_count)
         self.portfolio_key = seed.portfolio_key
         self.environments = seed.environments
-        self.assets = seed.assets  # the seed; current_assets() has the tags as patched since
-        self._seed_data = seed
+        self._seed_data = seed  # the assets as seeded; current_assets() has the tags as patched since
         self._release_seed = build_release_seed(seed)
         self._asset_index = {asset["assetKey"]: index for index, asset in enumerate(seed.assets)}
         self._release = new_release_data(seed, self._release_seed)
