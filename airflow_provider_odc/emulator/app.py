@@ -28,9 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
+from airflow_provider_odc.emulator.validation import INT32_MAX
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
-    INT32_MAX,
     QueryError,
     _bool_param,
     _int_param,

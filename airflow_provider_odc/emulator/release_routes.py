@@ -28,10 +28,9 @@ from airflow_provider_odc.emulator.release import (
 )
 from airflow_provider_odc.emulator.seed import DEPLOYABLE_TYPES
 from airflow_provider_odc.emulator.state import EmulatorState
-from airflow_provider_odc.emulator.validation import ApiError, Field, validate_body
+from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError, Field, validate_body
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
-    INT32_MAX,
     QueryError,
     _bool_param,
     _date_param,

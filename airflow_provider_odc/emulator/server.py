@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import uvicorn
 
-from airflow_provider_odc.emulator.app import create_app
+from airflow_provider_odc.emulator.app import DISCOVERY_PATH, create_app
 from airflow_provider_odc.emulator.state import DEFAULT_TOKEN_LIFETIME, UNSET, EmulatorState, Fault
 from airflow_provider_odc.emulator.web import CONTROL_PREFIX
 
@@ -161,7 +161,7 @@ class OdcEmulator:
 
     @property
     def discovery_url(self) -> str:
-        return f"{self.base_url}/identity/.well-known/openid-configuration"
+        return f"{self.base_url}{DISCOVERY_PATH}"
 
     @property
     def token_url(self) -> str:

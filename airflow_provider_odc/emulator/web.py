@@ -17,10 +17,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from airflow_provider_odc.emulator.seed import parse_timestamp
-from airflow_provider_odc.emulator.validation import VALIDATION_TITLE, ApiError
+from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALIDATION_TITLE, ApiError
 
 CONTROL_PREFIX = "/_emulator"
-INT32_MAX = 2**31 - 1
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 JSON_MEDIA_TYPES = ("application/json",)
 
@@ -90,7 +89,7 @@ def validation_problem(request: Request, error: QueryError, error_code: str) -> 
         400,
         str(error),
         error_code,
-        title="One or more validation errors occurred.",
+        title=VALIDATION_TITLE,
         errors={error.parameter: [str(error)]},
     )
 
@@ -171,7 +170,7 @@ def _int_param_or_none(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    return _int_param(request, name, 0, -(2**31), INT32_MAX)
+    return _int_param(request, name, 0, INT32_MIN, INT32_MAX)
 
 
 def _guid_param(request: Request, name: str) -> str | None:
