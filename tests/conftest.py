@@ -6,6 +6,8 @@ Tests never touch a developer's real Airflow home or database.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,12 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "DEBUG"
 import pytest  # noqa: E402
 
 from airflow_provider_odc.cache.token_cache import TokenCache  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated metadata database (SQLite) in the tests' throwaway AIRFLOW_HOME, for ``dag.test()``."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,6 @@ with ``matrix.record(...)``; ``pytest tests/faults -v`` prints the collected row
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -44,9 +42,3 @@ def variables(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def make_hook(odc_emulator: Any, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> HookFactory:
     """Hooks on the emulator whose token cache works as in a task (a writable shared store)."""
     return HookFactory(odc_emulator, monkeypatch)
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """A migrated metadata database (SQLite) in the tests' throwaway AIRFLOW_HOME, for ``dag.test()``."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
