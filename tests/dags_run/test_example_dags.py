@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -62,4 +61,3 @@ def test_example_dag_runs_with_one_token_exchange(airflow_db: None, odc_emulator
     assert sum(xcoms["summarize"]["assets_by_type"].values()) == 25
     everything = json.dumps(xcoms)
     assert odc_emulator.client_secret not in everything and "eyJ" not in everything
-    assert os.environ["AIRFLOW_CONN_ODC_DEFAULT"]

@@ -223,6 +223,7 @@ def run_row(row: Row, make_hook: HookFactory, odc_emulator: Any, matrix: Matrix)
         assert all(word in message for word in row.words), message
         assert "ODC connection 'odc_default'" in message and len(message) < 1000
         assert odc_emulator.client_secret not in message
+        assert hook.settings.client_secret not in message  # the secret sent, when a row sends a wrong one
     assert (stats["token_requests"], stats["token_exchanges"], stats["api_calls_total"]) == (
         row.token_requests,
         row.exchanges,
