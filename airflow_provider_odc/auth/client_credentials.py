@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import quote, quote_plus
 
 import requests
 
@@ -90,7 +91,9 @@ def _error_for(where: str, status: int, body: object, client_secret: str) -> Odc
         description = body.get("error_description") if isinstance(body, dict) else None
         text = f"{where} was refused (HTTP {status}): {error}"
         if isinstance(description, str) and description:
-            safe = description.replace(client_secret, "***")[:_MAX_DESCRIPTION]
+            for form in {client_secret, quote_plus(client_secret), quote(client_secret, safe="")} - {""}:
+                description = description.replace(form, "***")  # an echo of the form field, as sent or decoded
+            safe = description[:_MAX_DESCRIPTION]
             text += f" ({safe})"
         hint = OAUTH_HINTS.get(error, _CREDENTIALS_HINT if status == 401 else _REQUEST_HINT)
         return OdcAuthError(f"{text}. {hint}", oauth_error=error)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
+from airflow_provider_odc.auth.client_credentials import _error_for
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.retries import parse_retry_after, retryable_status
 
@@ -71,3 +74,13 @@ def test_retry_after_http_date() -> None:
 )
 def test_which_statuses_are_retried(status: int, idempotent: bool, retry: bool) -> None:
     assert retryable_status(status, idempotent=idempotent) is retry
+
+
+@pytest.mark.parametrize("encode", [str, quote_plus, lambda value: quote(value, safe="")])
+def test_an_echoed_secret_is_hidden_as_sent_or_url_encoded(encode: Any) -> None:
+    """A token endpoint that quotes the client_secret form field back, decoded or still encoded."""
+    secret = "s3cret with/slash+plus=&"
+    body = {"error": "invalid_client", "error_description": f"bad client_secret {encode(secret)}"}
+    message = str(_error_for("Step 2 of 2 (token request)", 401, body, secret))
+    assert "invalid_client" in message and "***" in message
+    assert secret not in message and quote_plus(secret) not in message and quote(secret, safe="") not in message
