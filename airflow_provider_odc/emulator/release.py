@@ -381,9 +381,11 @@ def filter_revisions(
     if model_digest:
         selected = [r for r in selected if (r["modelDigest"] or "").casefold() == model_digest.casefold()]
     if since is not None:
-        selected = [r for r in selected if r["createdAt"] >= format_timestamp(since.timestamp())]
+        earliest = format_timestamp(since.timestamp())
+        selected = [r for r in selected if r["createdAt"] >= earliest]
     if until is not None:
-        selected = [r for r in selected if r["createdAt"] <= format_timestamp(until.timestamp())]
+        latest = format_timestamp(until.timestamp())
+        selected = [r for r in selected if r["createdAt"] <= latest]
     if is_tagged is not None:
         selected = [r for r in selected if (r["tag"] is not None) is is_tagged]
     if tag:
@@ -885,6 +887,8 @@ class ReleaseStateMixin:
         with self._lock:
             now = self._now_locked()
             self._settle_locked(now)
+            if portfolio_key and portfolio_key != self.portfolio_key:
+                return []  # every asset is in the one seeded portfolio
             by_asset: dict[str, list[DeploymentRecord]] = {}
             for (key, environment), record in self._release.deployed.items():
                 if environment_keys and environment not in environment_keys:
@@ -901,8 +905,6 @@ class ReleaseStateMixin:
                 if types and asset["assetType"] not in types:
                     continue
                 if name_contains and name_contains.casefold() not in asset["name"].casefold():
-                    continue
-                if portfolio_key and portfolio_key != self.portfolio_key:
                     continue
                 history = self._history_locked(asset)
                 records.sort(key=lambda record: record.deployed_at, reverse=True)
