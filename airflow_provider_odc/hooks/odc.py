@@ -60,6 +60,13 @@ class _BearerAuth(requests.auth.AuthBase):
         return "<BearerAuth>"
 
 
+def user_agent() -> str:
+    """What the provider calls itself in every request to ODC (sync and async)."""
+    from airflow import __version__ as airflow_version
+
+    return f"airflow-provider-odc/{__version__} apache-airflow/{airflow_version} {requests.utils.default_user_agent()}"
+
+
 class OdcHook(BaseHook):
     """Calls the OutSystems Developer Cloud public REST APIs with one shared, encrypted, reused token.
 
@@ -107,12 +114,8 @@ class OdcHook(BaseHook):
     def session(self) -> requests.Session:
         """One keep-alive session per hook. ``verify`` goes on every request instead of here, because
         ``REQUESTS_CA_BUNDLE`` in the environment silently overrides ``Session.verify``."""
-        from airflow import __version__ as airflow_version
-
         session = requests.Session()
-        session.headers["User-Agent"] = (
-            f"airflow-provider-odc/{__version__} apache-airflow/{airflow_version} {requests.utils.default_user_agent()}"
-        )
+        session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
         return session
 
@@ -124,21 +127,24 @@ class OdcHook(BaseHook):
         settings = self.settings
         if settings.cache_mode == "off":
             return TokenCache(store=None, codec=None, refresh_margin=settings.refresh_margin)
-        store, codec, lease = None, None, None
-        if settings.cache_mode == "variable":
-            key = variable_key_for(settings.conn_id)
-            store = VariableTokenStore(key)
-            codec = EnvelopeCodec.for_connection(
-                key_material=settings.cache_secret or settings.client_secret,
-                origin=settings.origin,
-                client_id=settings.client_id,
-                conn_id=settings.conn_id,
-                variable_key=key,
-            )
-            lease = ExchangeLease(VariableTokenStore(lease_key_for(settings.conn_id)), ttl=settings.timeout)
-        return TokenCache.shared(
-            (settings.cache_identity,),
-            lambda: TokenCache(store=store, codec=codec, refresh_margin=settings.refresh_margin, lease=lease),
+        return TokenCache.shared((settings.cache_identity,), lambda: self._new_token_cache(settings))
+
+    @staticmethod
+    def _new_token_cache(settings: OdcConnectionSettings) -> TokenCache:
+        """The process-wide cache of a connection identity: built once, not by every hook."""
+        if settings.cache_mode != "variable":
+            return TokenCache(store=None, codec=None, refresh_margin=settings.refresh_margin)
+        key = variable_key_for(settings.conn_id)
+        codec = EnvelopeCodec.for_connection(
+            key_material=settings.cache_secret or settings.client_secret,
+            origin=settings.origin,
+            client_id=settings.client_id,
+            conn_id=settings.conn_id,
+            variable_key=key,
+        )
+        lease = ExchangeLease(VariableTokenStore(lease_key_for(settings.conn_id)), ttl=settings.timeout)
+        return TokenCache(
+            store=VariableTokenStore(key), codec=codec, refresh_margin=settings.refresh_margin, lease=lease
         )
 
     # -- the token ---------------------------------------------------------------------------------

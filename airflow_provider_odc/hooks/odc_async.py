@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.compat import BaseHook
 from airflow_provider_odc.exceptions import OdcApiError
-from airflow_provider_odc.hooks.odc import OdcHook, json_body
+from airflow_provider_odc.hooks.odc import OdcHook, json_body, user_agent
 from airflow_provider_odc.operations import OperationKind
 from airflow_provider_odc.retries import RetryPolicy
 
@@ -65,7 +65,7 @@ class OdcAsyncHook:
                 verify=settings.verify,
                 timeout=settings.timeout,
                 follow_redirects=False,
-                headers={"User-Agent": str(hook.session.headers["User-Agent"]), "Accept": "application/json"},
+                headers={"User-Agent": user_agent(), "Accept": "application/json"},
             )
         return self._client
 
