@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
@@ -60,8 +61,13 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
             poll_params=poll_params,
         )
 
+    @cached_property
+    def hook(self) -> OdcHook:
+        """One hook for every poke of this try: one connection lookup and one keep-alive HTTP session."""
+        return OdcHook(self.odc_conn_id)
+
     def poke(self, context: Context) -> bool:
-        hook = OdcHook(self.odc_conn_id)
+        hook = self.hook
         kind = operation_kind(self.kind)
         status, _ = hook.operation_status(kind, self.operation_key, self.poll_params)
         self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, status)
@@ -73,5 +79,4 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        hook = OdcHook(self.odc_conn_id)
-        return self.wait_for(hook, operation_kind(self.kind), self.operation_key, started_at=time.time())
+        return self.wait_for(self.hook, operation_kind(self.kind), self.operation_key, started_at=time.time())

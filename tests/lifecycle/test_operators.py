@@ -204,3 +204,14 @@ def test_sensor_poke_and_deferrable(fast_emulator: Any) -> None:
     time.sleep(0.5)
     with pytest.raises(OdcOperationFailed, match="Out of memory"):
         OdcOperationSensor(task_id="wait", kind="build", operation_key=failing).poke({})
+
+
+def test_poke_mode_reuses_one_http_connection(fast_emulator: Any) -> None:
+    """Pokes of one try share a hook: no connection lookup and TLS handshake every poke_interval."""
+    fast_emulator.configure(build_durations={"pending": 60, "running": 60})
+    app = web_app(fast_emulator, with_release_build=False)
+    build_key, _ = run_operator(OdcBuildOperator(task_id="build", asset=app["name"], wait_for_completion=False))
+    before = fast_emulator.stats()["connections"]
+    sensor = OdcOperationSensor(task_id="wait", kind="build", operation_key=build_key)
+    assert [sensor.poke({}) for _ in range(3)] == [False, False, False]
+    assert fast_emulator.stats()["connections"] == before + 1
