@@ -9,8 +9,16 @@ from typing import Any
 
 import pytest
 
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.0 and 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
+
 from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.operators.lifecycle import OdcBuildOperator
 from airflow_provider_odc.triggers.odc import OdcOperationTrigger
+
+from .conftest import RecordingTI, web_app
 
 
 def make_trigger(**overrides: Any) -> OdcOperationTrigger:
@@ -34,8 +42,14 @@ def test_round_trip() -> None:
 
 
 def test_no_token_or_secret_in_the_arguments(odc_emulator: Any, odc_connection: str) -> None:
-    token = OdcHook(odc_connection).get_access_token()
-    _, kwargs = make_trigger().serialize()
+    """The trigger a deferring operator hands to Airflow, made after its hook held a token."""
+    app = web_app(odc_emulator, with_release_build=False)
+    operator = OdcBuildOperator(task_id="build", asset=app["name"], odc_conn_id=odc_connection, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": RecordingTI()})  # type: ignore[arg-type]
+    token = OdcHook(odc_connection).get_access_token()  # the token the operator used (process-wide cache)
+    assert odc_emulator.stats()["token_exchanges"] == 1
+    _, kwargs = deferred.value.trigger.serialize()
     stored = json.dumps(kwargs)
     assert token not in stored and odc_emulator.client_secret not in stored
     assert set(kwargs) == {
