@@ -24,9 +24,7 @@ browser-deps: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
-	$(BIN)/python -m ruff check .
-	$(BIN)/python -m ruff format --check .
+test: lint
 	$(BIN)/python -m mypy --strict airflow_provider_odc
 	$(BIN)/python -m pytest
 
