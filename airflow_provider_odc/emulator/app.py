@@ -28,13 +28,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
-from airflow_provider_odc.emulator.validation import INT32_MAX
+from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
     QueryError,
     _bool_param,
     _int_param,
     _list_param,
+    api_error_response,
     page_with_totals,
     problem_response,
     validation_problem,
@@ -325,10 +326,10 @@ def create_app(state: EmulatorState) -> FastAPI:
         denied = await guard_api(request, ASSET_ROUTE)
         if denied is not None:
             return denied
-        asset = state.latest_revision(assetKey)
-        if asset is None:
-            return problem_response(request, 404, f"Asset '{assetKey}' was not found.", "OS-APPS-40401")
-        return JSONResponse(asset)
+        try:
+            return JSONResponse(state.latest_revision(assetKey))
+        except ApiError as error:
+            return api_error_response(request, error)
 
     # Portfolio ---------------------------------------------------------------------------------------
 

@@ -463,6 +463,13 @@ class ReleaseStateMixin:
         index = self._asset_index.get(key.casefold())
         return None if index is None else self._release.latest[index]
 
+    def _asset_or_404_locked(self, key: str, code: str = "OS-APPS-40401") -> dict[str, Any]:
+        """The asset, or the 404 ``ApiError`` "Asset '<key>' was not found." with error ``code``."""
+        asset = self._asset_locked(key)
+        if asset is None:
+            raise ApiError(404, f"Asset '{key}' was not found.", code)
+        return asset
+
     def _environment_locked(self, key: str) -> dict[str, Any] | None:
         return next((e for e in self.environments if e["key"].casefold() == key.casefold()), None)
 
@@ -515,10 +522,7 @@ class ReleaseStateMixin:
             data.unsettled = [op for op in data.unsettled if op.final_status is None]
 
     def _revision_locked(self, asset_key: str, number: int, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        asset = self._asset_locked(asset_key)
-        if asset is None:
-            raise ApiError(404, f"Asset '{asset_key}' was not found.", code)
-        history = self._history_locked(asset)
+        history = self._history_locked(self._asset_or_404_locked(asset_key, code))
         if not 1 <= number <= len(history):
             raise ApiError(404, f"Revision {number} of asset '{asset_key}' was not found.", code)
         return history[number - 1], history
@@ -530,17 +534,15 @@ class ReleaseStateMixin:
         with self._lock:
             return list(self._release.latest)
 
-    def latest_revision(self, asset_key: str) -> dict[str, Any] | None:
+    def latest_revision(self, asset_key: str) -> dict[str, Any]:
+        """The asset's latest revision; 404 ``ApiError`` for an unknown asset."""
         with self._lock:
-            return self._asset_locked(asset_key)
+            return self._asset_or_404_locked(asset_key)
 
     def revisions(self, asset_key: str) -> list[dict[str, Any]]:
         """Every revision of an asset, oldest first; 404 ``ApiError`` for an unknown asset."""
         with self._lock:
-            asset = self._asset_locked(asset_key)
-            if asset is None:
-                raise ApiError(404, f"Asset '{asset_key}' was not found.", "OS-APPS-40401")
-            return list(self._history_locked(asset))
+            return list(self._history_locked(self._asset_or_404_locked(asset_key)))
 
     def revision(self, asset_key: str, number: int) -> dict[str, Any]:
         with self._lock:
@@ -549,9 +551,7 @@ class ReleaseStateMixin:
     def highest_tag_revision(self, asset_key: str) -> dict[str, Any]:
         """The revision with the highest SemVer tag; 404 when the asset was never tagged."""
         with self._lock:
-            asset = self._asset_locked(asset_key)
-            if asset is None:
-                raise ApiError(404, f"Asset '{asset_key}' was not found.", "OS-APPS-40401")
+            asset = self._asset_or_404_locked(asset_key)
             tagged = [revision for revision in self._history_locked(asset) if revision["tag"]]
             if not tagged:
                 raise ApiError(404, f"Asset '{asset_key}' has no tagged revision.", "OS-APPS-40403")
@@ -703,9 +703,7 @@ class ReleaseStateMixin:
             environment = self._environment_locked(environment_key)
             if environment is None:
                 raise ApiError(404, f"Environment '{environment_key}' was not found.", "OS-DPL-40403")
-            asset = self._asset_locked(asset_key)
-            if asset is None:
-                raise ApiError(404, f"Asset '{asset_key}' was not found.", "OS-DPL-40401")
+            asset = self._asset_or_404_locked(asset_key, "OS-DPL-40401")
             stage, name = environment["name"], asset["name"]
             if asset["assetType"] not in DEPLOYABLE_TYPES:
                 detail = f"{name} is a {asset['assetType']}: only {', '.join(DEPLOYABLE_TYPES)} assets are deployed."
@@ -761,9 +759,7 @@ class ReleaseStateMixin:
                 environment = self._environment_locked(environment_key)
                 if environment is None:
                     raise ApiError(404, f"Environment '{environment_key}' was not found.", "OS-PUB-40403")
-            asset = self._asset_locked(asset_key)
-            if asset is None:
-                raise ApiError(404, f"Asset '{asset_key}' was not found.", "OS-PUB-40401")
+            asset = self._asset_or_404_locked(asset_key, "OS-PUB-40401")
             if not 1 <= revision <= int(asset["revision"]):
                 raise ApiError(404, f"Revision {revision} of asset '{asset_key}' was not found.", "OS-PUB-40402")
             return self._start_operation_locked("publish", "Publish", asset, environment, revision, None, now, ())

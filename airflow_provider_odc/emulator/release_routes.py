@@ -202,10 +202,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
 
     @endpoint("GET", LATEST_REVISION_ROUTE, "OS-APPS-40001")
     async def get_latest_revision(request: Request, assetKey: str) -> Response:
-        asset = state.latest_revision(assetKey)
-        if asset is None:
-            raise ApiError(404, f"Asset '{assetKey}' was not found.", "OS-APPS-40401")
-        return JSONResponse(asset)
+        return JSONResponse(state.latest_revision(assetKey))
 
     @endpoint("GET", HIGHEST_TAG_ROUTE, "OS-APPS-40001")
     async def get_highest_tag_revision(request: Request, assetKey: str) -> Response:
