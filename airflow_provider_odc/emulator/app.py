@@ -16,7 +16,6 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -28,17 +27,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
-from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
     QueryError,
     _bool_param,
+    _guid_param,
     _int_param,
     _list_param,
-    api_error_response,
+    _paging,
+    _sort,
+    make_endpoint,
     page_with_totals,
     problem_response,
-    validation_problem,
 )
 
 DISCOVERY_PATH = "/identity/.well-known/openid-configuration"
@@ -293,22 +293,13 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     # Asset repository --------------------------------------------------------------------------------
 
-    @app.get(ASSETS_ROUTE)
+    endpoint = make_endpoint(app, guard_api)
+
+    @endpoint("GET", ASSETS_ROUTE, "OS-APPS-40001")
     async def list_assets(request: Request) -> Response:
-        denied = await guard_api(request, ASSETS_ROUTE)
-        if denied is not None:
-            return denied
-        try:
-            limit = _int_param(request, "limit", 100, 1, 1000)
-            offset = _int_param(request, "offset", 0, 0, INT32_MAX)
-            is_external = _bool_param(request, "isExternal")
-            raw_sort = request.query_params.get("sort")
-            try:
-                sort = parse_sort(raw_sort) if raw_sort else None
-            except ValueError as error:
-                raise QueryError("sort", str(error)) from None
-        except QueryError as error:
-            return validation_problem(request, error, "OS-APPS-40001")
+        limit, offset = _paging(request)
+        is_external = _bool_param(request, "isExternal")
+        sort = _sort(request, parse_sort)
         selected = query_assets(
             state.current_assets(),
             name_contains=request.query_params.get("nameContains"),
@@ -321,36 +312,22 @@ def create_app(state: EmulatorState) -> FastAPI:
         )
         return JSONResponse(page_with_totals(selected, limit, offset))
 
-    @app.get(ASSET_ROUTE)
+    @endpoint("GET", ASSET_ROUTE, "OS-APPS-40001")
     async def get_asset(request: Request, assetKey: str) -> Response:
-        denied = await guard_api(request, ASSET_ROUTE)
-        if denied is not None:
-            return denied
-        try:
-            return JSONResponse(state.latest_revision(assetKey))
-        except ApiError as error:
-            return api_error_response(request, error)
+        return JSONResponse(state.latest_revision(assetKey))
 
     # Portfolio ---------------------------------------------------------------------------------------
 
-    @app.get(ENVIRONMENTS_ROUTE)
+    @endpoint("GET", ENVIRONMENTS_ROUTE, "OS-PORTFOLIO-40001")
     async def list_environments(request: Request) -> Response:
-        denied = await guard_api(request, ENVIRONMENTS_ROUTE)
-        if denied is not None:
-            return denied
-        portfolio_key = request.query_params.get("portfolioKey")
+        portfolio_key = _guid_param(request, "portfolioKey")
         environments = sorted(state.environments, key=lambda environment: environment["order"])
-        if portfolio_key:
-            try:
-                wanted = uuid.UUID(portfolio_key)
-            except ValueError:
-                error = QueryError("portfolioKey", f"The value '{portfolio_key}' is not a valid GUID.")
-                return validation_problem(request, error, "OS-PORTFOLIO-40001")
+        if portfolio_key is not None:
+            wanted = uuid.UUID(portfolio_key)
             environments = [e for e in environments if uuid.UUID(e["portfolioKey"]) == wanted]
         return JSONResponse({"results": environments})
 
-    guard: Callable[[Request, str, bool], Awaitable[Response | None]] = guard_api
-    register_release_routes(app, state, guard)
+    register_release_routes(app, state, guard_api)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:

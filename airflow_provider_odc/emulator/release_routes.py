@@ -31,6 +31,7 @@ from airflow_provider_odc.emulator.state import EmulatorState
 from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError, Field, validate_body
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
+    Guard,
     QueryError,
     _bool_param,
     _date_param,
@@ -40,11 +41,12 @@ from airflow_provider_odc.emulator.web import (
     _int_param,
     _int_param_or_none,
     _list_param,
-    api_error_response,
+    _paging,
+    _sort,
     json_body,
+    make_endpoint,
     page_with_totals,
     page_without_totals,
-    validation_problem,
 )
 
 ASSET_REPOSITORY = "/api/asset-repository/v1"
@@ -91,8 +93,6 @@ PUBLISH_FIELDS = {
 }
 MESSAGES_DEFAULT_LIMIT = 50
 
-Guard = Callable[[Request, str, bool], Awaitable[Response | None]]
-Handler = Callable[..., Awaitable[Response]]
 JsonObject = Callable[[Request, set[str]], Awaitable[dict[str, Any]]]
 
 
@@ -104,20 +104,6 @@ def _revision_number(raw: str) -> int:
     if not 0 <= value <= INT32_MAX:
         raise QueryError("revisionNumber", f"The value '{raw}' is not valid for revisionNumber.")
     return value
-
-
-def _paging(request: Request, default_limit: int = 100) -> tuple[int, int]:
-    return _int_param(request, "limit", default_limit, 1, 1000), _int_param(request, "offset", 0, 0, INT32_MAX)
-
-
-def _sort(request: Request, parse: Callable[[str], list[tuple[str, bool]]]) -> list[tuple[str, bool]] | None:
-    raw = request.query_params.get("sort")
-    if not raw:
-        return None
-    try:
-        return parse(raw)
-    except ValueError as error:
-        raise QueryError("sort", str(error)) from None
 
 
 def _deployed_sort(raw: str) -> list[tuple[str, bool]]:
@@ -140,27 +126,7 @@ def _deployed_sort(raw: str) -> list[tuple[str, bool]]:
 def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) -> None:
     """Add the release-lifecycle API routes (before the app's catch-all ``/api`` route)."""
 
-    def endpoint(method: str, template: str, error_code: str) -> Callable[[Handler], Handler]:
-        """Register ``handler(request, **path_params)`` behind the guard, converting errors to problems."""
-        rate_limited = method == "POST" and template in RATE_LIMITED_ROUTES
-
-        def decorate(handler: Handler) -> Handler:
-            async def route(request: Request) -> Response:
-                denied = await guard(request, template, rate_limited)
-                if denied is not None:
-                    return denied
-                try:
-                    return await handler(request, **request.path_params)
-                except QueryError as error:
-                    return validation_problem(request, error, error_code)
-                except ApiError as error:
-                    return api_error_response(request, error)
-
-            route.__name__ = handler.__name__
-            app.add_api_route(template, route, methods=[method])
-            return handler
-
-        return decorate
+    endpoint = make_endpoint(app, guard, RATE_LIMITED_ROUTES)
 
     # Asset revisions and tags -------------------------------------------------------------------------
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from airflow_provider_odc.emulator.seed import parse_timestamp
 from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALIDATION_TITLE, ApiError
@@ -22,6 +23,10 @@ from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALID
 CONTROL_PREFIX = "/_emulator"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 JSON_MEDIA_TYPES = ("application/json",)
+
+# ``guard(request, route template, rate_limited)``: a Response means "answer this instead" (fault, 429, 401).
+Guard = Callable[[Request, str, bool], Awaitable[Response | None]]
+Handler = Callable[..., Awaitable[Response]]
 
 # ASP.NET Core's default ProblemDetails ``type`` links.
 PROBLEM_TYPES = {
@@ -133,6 +138,40 @@ def page_without_totals(items: list[Any], limit: int, offset: int) -> dict[str, 
     return {"page": page, "results": results}
 
 
+def make_endpoint(
+    app: FastAPI, guard: Guard, rate_limited_routes: Collection[str] = ()
+) -> Callable[[str, str, str], Callable[[Handler], Handler]]:
+    """An ``endpoint(method, template, error_code)`` decorator registering API routes on ``app``.
+
+    The route runs ``guard`` (POSTs to ``rate_limited_routes`` also count against the rate limit), returns its
+    refusal if any, else ``handler(request, **path_params)``; ``QueryError`` becomes a validation problem with
+    ``error_code`` and ``ApiError`` its own problem.
+    """
+
+    def endpoint(method: str, template: str, error_code: str) -> Callable[[Handler], Handler]:
+        rate_limited = method == "POST" and template in rate_limited_routes
+
+        def decorate(handler: Handler) -> Handler:
+            async def route(request: Request) -> Response:
+                denied = await guard(request, template, rate_limited)
+                if denied is not None:
+                    return denied
+                try:
+                    return await handler(request, **request.path_params)
+                except QueryError as error:
+                    return validation_problem(request, error, error_code)
+                except ApiError as error:
+                    return api_error_response(request, error)
+
+            route.__name__ = handler.__name__
+            app.add_api_route(template, route, methods=[method])
+            return handler
+
+        return decorate
+
+    return endpoint
+
+
 # Query parameters --------------------------------------------------------------------------------------
 
 
@@ -147,6 +186,20 @@ def _int_param(request: Request, name: str, default: int, minimum: int, maximum:
     if not minimum <= value <= maximum:
         raise QueryError(name, f"The field {name} must be between {minimum} and {maximum}.")
     return value
+
+
+def _paging(request: Request, default_limit: int = 100) -> tuple[int, int]:
+    return _int_param(request, "limit", default_limit, 1, 1000), _int_param(request, "offset", 0, 0, INT32_MAX)
+
+
+def _sort(request: Request, parse: Callable[[str], list[tuple[str, bool]]]) -> list[tuple[str, bool]] | None:
+    raw = request.query_params.get("sort")
+    if not raw:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise QueryError("sort", str(error)) from None
 
 
 def _list_param(request: Request, name: str) -> list[str]:
