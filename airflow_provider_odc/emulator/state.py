@@ -144,6 +144,12 @@ def _duration(name: str, value: Any) -> float:
     return float(value)
 
 
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1")
+    return value
+
+
 class EmulatorState(ReleaseStateMixin):
     """All mutable emulator data behind one lock, plus the immutable seed (served without locking)."""
 
@@ -250,9 +256,7 @@ class EmulatorState(ReleaseStateMixin):
         """
         changes: dict[str, Any] = {}
         if token_lifetime is not None:
-            if isinstance(token_lifetime, bool) or not isinstance(token_lifetime, int) or token_lifetime < 1:
-                raise ValueError("token_lifetime must be an integer >= 1")
-            changes["token_lifetime"] = token_lifetime
+            changes["token_lifetime"] = _positive_int("token_lifetime", token_lifetime)
         if client_secret is not None:
             if not isinstance(client_secret, str) or not client_secret:
                 raise ValueError("client_secret must be a non-empty string")
@@ -409,8 +413,7 @@ class EmulatorState(ReleaseStateMixin):
             raise ValueError("status must be an integer HTTP status or null")
         if status is not None and not 400 <= status <= 599:
             raise ValueError("status must be between 400 and 599")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError("count must be an integer >= 1")
+        _positive_int("count", count)
         if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
             raise ValueError("latency must be a number of seconds >= 0")
         if status is None and latency == 0:
