@@ -8,6 +8,7 @@ at the logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -50,6 +51,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"postgresql (scripts/postgres.sh): {phases}")
 
 
+@contextlib.contextmanager
+def _running(stack: AirflowStack) -> Iterator[AirflowStack]:
+    """Start ``stack``, name it in the session summary, and stop it (every process it started) afterwards."""
+    _started.append(stack)
+    with stack:
+        yield stack
+
+
 @pytest.fixture(scope="session")
 def airflow_stack_env(odc_emulator_session: OdcEmulator) -> Mapping[str, str]:
     """Extra environment for every process of the session's Airflow stack (all values strings).
@@ -74,16 +83,12 @@ def airflow_stack(
     ``tests/integration/dags``; a DAG file added there later is picked up within
     seconds. Stopped (every process, including task processes) at the end of the session.
     """
-    stack = AirflowStack(tmp_path_factory.mktemp("airflow-home"), DAGS_FOLDER, env=airflow_stack_env, log_level="DEBUG")
-    _started.append(stack)
-    stack.start()
-    try:
+    home = tmp_path_factory.mktemp("airflow-home")
+    with _running(AirflowStack(home, DAGS_FOLDER, env=airflow_stack_env, log_level="DEBUG")) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL server on 127.0.0.1 (``scripts/postgres.sh``): the SQLAlchemy URL of its
     ``airflow`` database. The script installs PostgreSQL (Debian) and the drivers (psycopg2, asyncpg)
@@ -116,14 +121,15 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def airflow_stack_postgres(
     tmp_path_factory: pytest.TempPathFactory, airflow_stack_env: Mapping[str, str], postgres_url: str
 ) -> Iterator[AirflowStack]:
     """Like ``airflow_stack``, with its metadata database on PostgreSQL instead of SQLite.
 
     Same environment and DAGs; parallelism ``POSTGRES_STACK_PARALLELISM`` (20), so that tests of
-    simultaneous tasks can use it. Started on first use, stopped (with the server) at the end.
+    simultaneous tasks can use it. Module-scoped: its 20 workers and the server stop when the module that
+    uses them is done.
     """
     stack = AirflowStack(
         tmp_path_factory.mktemp("airflow-home-postgres"),
@@ -133,12 +139,8 @@ def airflow_stack_postgres(
         parallelism=POSTGRES_STACK_PARALLELISM,
         log_level="DEBUG",
     )
-    _started.append(stack)
-    stack.start()
-    try:
+    with _running(stack):
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +153,10 @@ def airflow_stack_examples(
     Module-scoped: stopped when the module's tests are done, so it never runs beside the other stacks
     for long.
     """
-    stack = AirflowStack(tmp_path_factory.mktemp("airflow-home-examples"), EXAMPLE_DAGS_FOLDER, log_level="DEBUG")
-    _started.append(stack)
-    stack.start()
-    try:
+    home = tmp_path_factory.mktemp("airflow-home-examples")
+    with _running(AirflowStack(home, EXAMPLE_DAGS_FOLDER, log_level="DEBUG")) as stack:
         fields = odc_emulator_session.connection_dict()
         resp = stack.rest("POST", "/api/v2/connections", json={"connection_id": "odc_default", **fields})
         if not resp.ok:
             raise AssertionError(f"creating odc_default -> {resp.status_code}: {resp.text}")
         yield stack
-    finally:
-        stack.stop()
