@@ -41,7 +41,7 @@ class AirflowStackError(RuntimeError):
     """The stack did not start, or a DAG run did not finish in time. The message carries the evidence."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """Ask the kernel for a free port on the loopback interface.
 
     The socket is closed before the api-server binds the port, so another process could take it in
@@ -96,7 +96,7 @@ def _descendants(root_pids: list[int]) -> set[int]:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Have Linux SIGTERM this child when the test process dies, so a killed pytest leaves no stack behind.
 
     Runs in the child between fork and exec. Best effort: does nothing where prctl is unavailable.
@@ -238,7 +238,7 @@ class AirflowStack:
         deadline = t0 + timeout
         for folder in (self.home, self.home / "tmp", self.components_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # db migrate also writes airflow.cfg (with a generated fernet key). It must finish before the
         # components start, or each of them would write airflow.cfg with a fernet key of its own.
@@ -266,7 +266,7 @@ class AirflowStack:
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,  # a process group of its own, for stop()
-                        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                        preexec_fn=die_with_parent if sys.platform == "linux" else None,
                     )
             self._wait_healthy(deadline)
             self.timings["healthy"] = time.monotonic() - t0
