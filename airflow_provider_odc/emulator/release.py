@@ -32,6 +32,7 @@ from airflow_provider_odc.emulator.seed import (
     ReleaseSeed,
     SeedData,
     format_timestamp,
+    parse_sort_fields,
     release_note,
     revision_history,
     semver,
@@ -403,24 +404,12 @@ def filter_revisions(
 
 
 def parse_revision_sort(sort: str) -> list[tuple[str, bool]]:
-    parsed = []
-    for part in sort.split(","):
-        name = part.strip().removeprefix("-")
-        if name not in ("revision", "tag"):
-            raise ValueError(f"Invalid sort field {part.strip()!r}. Allowed: revision, tag (prefix '-' to descend).")
-        parsed.append((name, part.strip().startswith("-")))
-    return parsed
+    return parse_sort_fields(sort, ("revision", "tag"), "revision, tag")
 
 
 def parse_operation_sort(sort: str) -> list[tuple[str, bool]]:
-    parsed = []
-    for part in sort.split(","):
-        name = part.strip().removeprefix("-").casefold()
-        if name not in OPERATION_SORT_FIELDS:
-            allowed = "CreatedAt, UpdatedAt, FinishedAt, AssetKey, ApplicationKey, AssetName, ApplicationName"
-            raise ValueError(f"Invalid sort field {part.strip()!r}. Allowed: {allowed} (prefix '-' to descend).")
-        parsed.append((name, part.strip().startswith("-")))
-    return parsed
+    allowed = "CreatedAt, UpdatedAt, FinishedAt, AssetKey, ApplicationKey, AssetName, ApplicationName"
+    return parse_sort_fields(sort, OPERATION_SORT_FIELDS, allowed, casefold=True)
 
 
 def _operation_sort_key(name: str, now: float) -> Any:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -341,16 +341,27 @@ SORT_KEYS: dict[str, Any] = {
 }
 
 
-def parse_sort(sort: str) -> list[tuple[str, bool]]:
-    """Parse ``name``, ``-createdAt`` or a comma-joined list into ``[(field, descending), ...]``."""
+def parse_sort_fields(
+    sort: str, allowed: Collection[str], allowed_text: str, *, casefold: bool = False
+) -> list[tuple[str, bool]]:
+    """Parse ``name``, ``-createdAt`` or a comma-joined list into ``[(field, descending), ...]``.
+
+    ``casefold``: fields are matched (and returned) case-insensitively, as the operation lists do.
+    """
     parsed = []
-    for part in sort.split(","):
-        part = part.strip()
+    for part in (piece.strip() for piece in sort.split(",")):
         field = part.removeprefix("-")
-        if field not in SORT_KEYS:
-            raise ValueError(f"Invalid sort field {part!r}. Allowed: name, createdAt (prefix '-' to descend).")
+        if casefold:
+            field = field.casefold()
+        if field not in allowed:
+            raise ValueError(f"Invalid sort field {part!r}. Allowed: {allowed_text} (prefix '-' to descend).")
         parsed.append((field, part.startswith("-")))
     return parsed
+
+
+def parse_sort(sort: str) -> list[tuple[str, bool]]:
+    """The asset list's ``sort``."""
+    return parse_sort_fields(sort, SORT_KEYS, "name, createdAt")
 
 
 def query_assets(
