@@ -238,3 +238,21 @@ def test_the_contract_checker_is_strict(client: Any, contract: Any) -> None:
     with pytest.raises(jsonschema.ValidationError):
         contract.validate(ENVIRONMENTS, "GET", 200, {"results": [{"key": "k", "purpose": "Staging"}]})
     contract.validate(ENVIRONMENTS, "GET", 200, {"results": [{"key": None, "purpose": None}]})  # nullable
+
+
+@pytest.mark.parametrize(
+    ("parse", "raw", "parsed", "allowed"),
+    [
+        ("seed.parse_sort", "name,-createdAt", [("name", False), ("createdAt", True)], "name, createdAt"),
+        ("release.parse_revision_sort", " -tag , revision", [("tag", True), ("revision", False)], "revision, tag"),
+        ("release.parse_operation_sort", "-createdAt", [("createdat", True)], "CreatedAt, UpdatedAt, FinishedAt"),
+    ],
+)
+def test_sort_parameters_parse_and_name_what_is_allowed(parse: str, raw: str, parsed: Any, allowed: str) -> None:
+    import importlib
+
+    module, _, name = parse.partition(".")
+    function = getattr(importlib.import_module(f"airflow_provider_odc.emulator.{module}"), name)
+    assert function(raw) == parsed
+    with pytest.raises(ValueError, match=f"Invalid sort field '-bogus'. Allowed: {allowed}"):
+        function(f"{raw},-bogus")
