@@ -60,6 +60,18 @@ class _BearerAuth(requests.auth.AuthBase):
         return "<BearerAuth>"
 
 
+def envelope_codec_for(settings: OdcConnectionSettings) -> EnvelopeCodec:
+    """How the connection's token is sealed in its Variable: keyed by its secret (or ``cache_secret``),
+    bound to its portal, client, connection id and Variable key."""
+    return EnvelopeCodec.for_connection(
+        key_material=settings.cache_secret or settings.client_secret,
+        origin=settings.origin,
+        client_id=settings.client_id,
+        conn_id=settings.conn_id,
+        variable_key=variable_key_for(settings.conn_id),
+    )
+
+
 def user_agent() -> str:
     """What the provider calls itself in every request to ODC (sync and async)."""
     from airflow import __version__ as airflow_version
@@ -134,17 +146,12 @@ class OdcHook(BaseHook):
         """The process-wide cache of a connection identity: built once, not by every hook."""
         if settings.cache_mode != "variable":
             return TokenCache(store=None, codec=None, refresh_margin=settings.refresh_margin)
-        key = variable_key_for(settings.conn_id)
-        codec = EnvelopeCodec.for_connection(
-            key_material=settings.cache_secret or settings.client_secret,
-            origin=settings.origin,
-            client_id=settings.client_id,
-            conn_id=settings.conn_id,
-            variable_key=key,
-        )
         lease = ExchangeLease(VariableTokenStore(lease_key_for(settings.conn_id)), ttl=settings.timeout)
         return TokenCache(
-            store=VariableTokenStore(key), codec=codec, refresh_margin=settings.refresh_margin, lease=lease
+            store=VariableTokenStore(variable_key_for(settings.conn_id)),
+            codec=envelope_codec_for(settings),
+            refresh_margin=settings.refresh_margin,
+            lease=lease,
         )
 
     # -- the token ---------------------------------------------------------------------------------

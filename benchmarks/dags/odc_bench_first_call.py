@@ -15,10 +15,9 @@ from typing import Any
 
 from airflow.sdk import DAG, BaseHook, Variable, task
 
-from airflow_provider_odc.cache.envelope import EnvelopeCodec
 from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
-from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.hooks.odc import OdcHook, envelope_codec_for
 
 TASKS = 5
 WARM_CALLS = 30
@@ -67,13 +66,7 @@ with DAG(
             lookups.append(time.perf_counter() - started)
         settings = hook.settings
         started = time.perf_counter()
-        codec = EnvelopeCodec.for_connection(
-            key_material=settings.cache_secret or settings.client_secret,
-            origin=settings.origin,
-            client_id=settings.client_id,
-            conn_id=settings.conn_id,
-            variable_key=key,
-        )
+        codec = envelope_codec_for(settings)
         derive_s = time.perf_counter() - started
         opens = []
         for _ in range(200):

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from airflow_provider_odc.cache.envelope import EnvelopeCodec
 from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.emulator.server import OdcEmulator
+from airflow_provider_odc.hooks.odc import envelope_codec_for
+from airflow_provider_odc.settings import OdcConnectionSettings
 
 from .stack import AirflowStack
 
@@ -106,11 +107,5 @@ def cached_token(stack: AirflowStack, emulator: OdcEmulator, conn_id: str = "odc
     with sqlite3.connect(f"file:{stack.sqlite_path}?mode=ro", uri=True) as db:
         value, is_encrypted = db.execute("SELECT val, is_encrypted FROM variable WHERE key = ?", (key,)).fetchone()
     stored = Fernet(stack.fernet_key().encode()).decrypt(value.encode()).decode() if is_encrypted else value
-    codec = EnvelopeCodec.for_connection(
-        key_material=emulator.client_secret,
-        origin=emulator.base_url,
-        client_id=emulator.client_id,
-        conn_id=conn_id,
-        variable_key=key,
-    )
-    return stored, codec.open(stored).token.value
+    settings = OdcConnectionSettings(conn_id, emulator.base_url, emulator.client_id, emulator.client_secret)
+    return stored, envelope_codec_for(settings).open(stored).token.value
