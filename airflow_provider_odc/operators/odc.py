@@ -32,7 +32,8 @@ class OdcApiOperator(BaseOperator):
     :param response_check: ``callable(response) -> bool``; False fails the task. With
         ``paginate`` it gets the list of items.
     :param response_filter: ``callable(response) -> Any``; its result goes to XCom instead of the
-        body. With ``paginate`` it gets the list of items.
+        body. With ``paginate`` it gets the list of items. Return data from the body, never the
+        response or its ``.request``: their headers carry the bearer token.
     :param odc_conn_id: the ``odc`` connection.
     """
 
