@@ -263,7 +263,7 @@ class OdcHook(BaseHook):
         if page_size is not None:
             query["limit"] = page_size
         offset = query.pop("offset", None)
-        requested: set[Any] = {offset}
+        requested: set[Any] = {0 if offset is None else offset}  # no offset is the first page, offset 0
         seen = 0
         while True:
             page_query = query if offset is None else {**query, "offset": offset}
@@ -285,12 +285,14 @@ class OdcHook(BaseHook):
                 if total is None or not (offset is None or isinstance(offset, int)):
                     return
                 next_offset = (offset or 0) + len(items)  # totals say more: ODC's nextPageOffset = offset + count
-            backwards = isinstance(next_offset, int) and isinstance(offset, int) and next_offset < offset
+            current = 0 if offset is None else offset
+            backwards = isinstance(next_offset, int) and isinstance(current, int) and next_offset < current
             if next_offset in requested or backwards:
+                after = "the first page" if offset is None else f"offset {offset!r}"
                 raise OdcApiError(
                     f"ODC connection '{self.odc_conn_id}': GET {endpoint} named page offset {next_offset!r} "
-                    f"after offset {offset!r}, a page already read: its paging loops, so the list was not "
-                    f"completed ({seen} items read).",
+                    f"after {after}: a page already read or an earlier one, so its paging would loop. The "
+                    f"list was not completed ({seen} items read).",
                     method="GET",
                     path=endpoint,
                     status=None,
