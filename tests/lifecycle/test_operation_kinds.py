@@ -10,6 +10,9 @@ Error findings, bulk users' failed records).
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +23,9 @@ from airflow_provider_odc.exceptions import OdcOperationFailed
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operations import OPERATION_KINDS
 from airflow_provider_odc.sensors.odc import OdcOperationSensor
+from airflow_provider_odc.triggers.odc import OdcOperationTrigger
 
-from .conftest import run_operator, web_app
+from .conftest import first_event, run_operator, web_app
 
 FAST = {"fast_interval": 0.05, "fast_period": 5, "slow_interval": 0.05}
 LONG = 60.0  # seconds on the emulator clock for the poke runs
@@ -213,3 +217,31 @@ def test_a_native_build_sensor_without_its_scope_is_refused_at_parse_time() -> N
         OdcOperationSensor(task_id="wait", kind="native_build", operation_key="k")
     with pytest.raises(ValueError, match="applicationKey"):
         OdcOperationSensor(task_id="wait", kind="native_build", operation_key="k", poll_params={"environmentKey": "e"})
+
+
+@pytest.mark.parametrize(
+    ("failure", "outcome"),
+    [("deployment_analysis_errors", "failed"), ("deployment_analysis_warnings", "success"), (None, "success")],
+)
+def test_the_trigger_judges_an_analysis_by_its_report(failure: str | None, outcome: str, fast_emulator: Any) -> None:
+    """The event says ``failed`` for a ``Finished`` analysis whose report found errors (the status alone
+    would say success); like every event, it carries the statuses, not the findings."""
+    if failure:
+        fast_emulator.fail_next(failure, messages=[MESSAGE])
+    key, _ = start_deployment_analysis(fast_emulator)
+    trigger = OdcOperationTrigger(
+        odc_conn_id="odc_default",
+        kind="deployment_analysis",
+        operation_key=key,
+        end_time=time.time() + 30,
+        fast_interval=0.05,
+        slow_interval=0.05,
+    )
+    payload = asyncio.run(first_event(trigger)).payload
+    assert payload == {
+        "status": outcome,
+        "kind": "deployment_analysis",
+        "operation_key": key,
+        "operation_status": "Finished",
+    }
+    assert MESSAGE not in json.dumps(payload)
