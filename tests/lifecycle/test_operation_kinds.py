@@ -245,3 +245,17 @@ def test_the_trigger_judges_an_analysis_by_its_report(failure: str | None, outco
         "operation_status": "Finished",
     }
     assert MESSAGE not in json.dumps(payload)
+
+
+def test_bulk_users_failure_names_each_record_and_the_overall_error(fast_emulator: Any) -> None:
+    slow(fast_emulator)
+    fast_emulator.fail_next("bulk_users", messages=["Email already in use.", "Username taken.", "Timed out."])
+    key, _ = start_bulk_users(fast_emulator)
+    fast_emulator.advance(LONG + 1)
+    with pytest.raises(OdcOperationFailed) as caught:
+        sensor("bulk_users", key, None).poke({})
+    assert caught.value.messages == [
+        "Timed out. [OS-IDENTITY-50001]",
+        "ana@example.test: Email already in use. [OS-IDENTITY-40010]",
+        "bo@example.test: Username taken. [OS-IDENTITY-40010]",
+    ]
