@@ -59,8 +59,11 @@ class OdcApiError(OdcError):
 class OdcOperationFailed(OdcError):
     """A long-running ODC operation (build, deployment, publish, ...) ended in a failure status."""
 
-    def __init__(self, kind: str, key: str, status: str | None, messages: list[str]) -> None:
-        text = f"ODC {kind} {key} ended with status {status}."
+    def __init__(
+        self, kind: str, key: str, status: str | None, messages: list[str], *, result: str | None = None
+    ) -> None:
+        verdict = f" and result {result}" if result else ""
+        text = f"ODC {kind} {key} ended with status {status}{verdict}."
         if messages:
             text += " ODC says:\n" + "\n".join(f"  - {line}" for line in messages)
         else:
@@ -69,4 +72,5 @@ class OdcOperationFailed(OdcError):
         self.kind = kind
         self.key = key
         self.status = status
+        self.result = result
         self.messages = messages

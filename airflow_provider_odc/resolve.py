@@ -24,20 +24,40 @@ def is_key(value: str) -> bool:
     return True
 
 
+def same_key(a: Any, b: Any) -> bool:
+    """Whether two ODC keys are the same GUID, whatever their case or braces (``str`` compare otherwise)."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    try:
+        return uuid.UUID(a) == uuid.UUID(b)
+    except ValueError:
+        return a == b
+
+
 def resolve_stage(hook: OdcHook, stage: str) -> dict[str, Any]:
-    """A stage (ODC API: environment) by key or by name, e.g. ``"Production"`` (case-insensitive)."""
-    stages = hook.request_json("GET", ENVIRONMENTS).get("results", [])
-    for candidate in stages:
-        if candidate.get("key") == stage or str(candidate.get("name", "")).lower() == stage.lower():
-            return dict(candidate)
-    names = ", ".join(str(s.get("name")) for s in sorted(stages, key=lambda s: s.get("order", 0)))
+    """A stage (ODC API: environment) by key (any case) or by name, e.g. ``"Production"`` (case-insensitive).
+
+    A name that several portfolios use for a stage is ambiguous: the error lists them, to pass a key.
+    """
+    body = hook.request_json("GET", ENVIRONMENTS)
+    stages = [s for s in (body.get("results") if isinstance(body, dict) else None) or [] if isinstance(s, dict)]
+    by_key = [s for s in stages if same_key(s.get("key"), stage)]
+    matches = by_key or [s for s in stages if str(s.get("name") or "").casefold() == stage.casefold()]
+    if len(matches) == 1:
+        return dict(matches[0])
+    if matches:
+        candidates = "; ".join(
+            f"{s.get('name')} (key {s.get('key')}, portfolio {s.get('portfolioKey')})" for s in matches
+        )
+        raise OdcError(f"ODC stage name {stage!r} is ambiguous: {candidates}. Pass the stage key instead.")
+    names = ", ".join(str(s.get("name")) for s in sorted(stages, key=lambda s: s.get("order") or 0))
     raise OdcError(f"ODC stage {stage!r} not found; the API client can see: {names or 'no stages'}.")
 
 
 def resolve_asset(hook: OdcHook, asset: str) -> dict[str, Any]:
-    """An asset by key or by exact name."""
+    """An asset by key (any case) or by exact name."""
     if is_key(asset):
-        return dict(hook.request_json("GET", f"{ASSETS}/{asset}"))
+        return dict(hook.request_json("GET", f"{ASSETS}/{uuid.UUID(asset)}"))
     matches = [a for a in hook.paginate(ASSETS, {"nameContains": asset}, page_size=100) if a.get("name") == asset]
     if len(matches) == 1:
         return dict(matches[0])
@@ -59,6 +79,22 @@ def resolve_revision(hook: OdcHook, asset_key: str, revision: int | str) -> int:
         if revision == "highest-tag" and exc.status == 404:
             raise OdcError(f"ODC asset {asset_key} has no tagged revision; tag one first or pass a number.") from None
         raise
+
+
+def start_build(hook: OdcHook, asset_key: str, revision: int, build_type: str) -> str:
+    """POST a build; its ``buildKey``. ODC may accept the call yet say ``isSuccessful: false`` (the build
+    was not started): that fails at once instead of polling a build that will never run."""
+    body = {"assetKey": asset_key, "assetRevision": revision, "buildType": build_type}
+    response = hook.request_json("POST", BUILDS, json=body)
+    key = response.get("buildKey") if isinstance(response, dict) else None
+    if not isinstance(response, dict) or response.get("isSuccessful") is False or not key:
+        started = f"build {key} " if key else "a build "
+        raise OdcError(
+            f"ODC did not start {started}of asset {asset_key} revision {revision} ({build_type}): the build "
+            f"POST answered isSuccessful={response.get('isSuccessful') if isinstance(response, dict) else None}. "
+            "Check the revision in ODC Studio and the ODC Portal, then run the task again."
+        )
+    return str(key)
 
 
 def release_builds(hook: OdcHook, asset_key: str, revision: int) -> list[dict[str, Any]]:

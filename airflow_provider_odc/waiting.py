@@ -101,11 +101,18 @@ class OperationWaiter:
             if kind.is_terminal(status):
                 return status
 
-    def finish(self, hook: OdcHook, kind: OperationKind, key: str, status: str | None) -> str:
-        if status in kind.success:
+    def finish(
+        self, hook: OdcHook, kind: OperationKind, key: str, status: str | None, body: dict[str, Any] | None = None
+    ) -> str:
+        """Return ``key`` on success; raise with ODC's reasons otherwise. ``body`` is the status body when at
+        hand; it is read again only when the verdict or the reasons are in it (analyses, generated code)."""
+        if body is None and kind.needs_body(status):
+            status, body = hook.operation_status(kind, key, self.poll_params)
+        if kind.verdict(status, body) == "success":
             self.log.info("ODC %s %s finished: %s.", kind.name, key, status)
             return key
-        raise OdcOperationFailed(kind.name, key, status, hook.operation_errors(kind, key))
+        messages = hook.operation_errors(kind, key, self.poll_params, body=body)
+        raise OdcOperationFailed(kind.name, key, status, messages, result=kind.result_of(body))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Resume after the trigger fired: judge the outcome it reports."""

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
 from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
@@ -328,6 +329,7 @@ def create_app(state: EmulatorState) -> FastAPI:
         return JSONResponse({"results": environments})
 
     register_release_routes(app, state, guard_api)
+    register_long_running_routes(app, state, guard_api)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
 from airflow_provider_odc.emulator.seed import (
     DEPLOYABLE_TYPES,
     ReleaseSeed,
@@ -960,8 +961,8 @@ class ReleaseStateMixin:
 
     def fail_next(self, kind: str, count: int = 1, messages: list[str] | None = None) -> dict[str, Any]:
         """Make the next ``count`` operations of ``kind`` end in failure with ``messages`` as Error lines."""
-        if kind not in OPERATION_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(OPERATION_KINDS)}")
+        if kind not in (*OPERATION_KINDS, *JOB_FAILURE_KINDS):
+            raise ValueError(f"kind must be one of {', '.join((*OPERATION_KINDS, *JOB_FAILURE_KINDS))}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be an integer >= 1")
         if messages is not None and (

@@ -274,7 +274,11 @@ class OdcEmulator:
         """The next ``count`` operations of ``kind`` (build, deploy, apply_configs, undeploy, publish) fail.
 
         They are accepted (201) and end in ``FinishedWithErrors`` (builds) or ``FinishedWithError``, with each
-        of ``messages`` as an Error line in their log / messages.
+        of ``messages`` as an Error line in their log / messages. The other long-running kinds
+        (``generated_code``, ``deployment_analysis``, ``deletion_analysis``, ``code_analysis``,
+        ``external_library``, ``native_build``, ``bulk_users``) end in their failure status with the messages
+        where ODC reports them; ``deployment_analysis_errors`` / ``deletion_analysis_errors`` (``_warnings``)
+        make the next analysis finish with an ``ErrorsFound`` (``WarningsFound``) report listing them.
         """
         return self.state.fail_next(kind, count, messages)
 

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from airflow_provider_odc.emulator.long_running import JobData, LongRunningStateMixin
 from airflow_provider_odc.emulator.release import ReleaseStateMixin, new_release_data
 from airflow_provider_odc.emulator.seed import build_release_seed, build_seed
 
@@ -150,7 +151,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class EmulatorState(ReleaseStateMixin):
+class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
     """All mutable emulator data behind one lock, plus the immutable seed (served without locking)."""
 
     def __init__(
@@ -187,6 +188,7 @@ class EmulatorState(ReleaseStateMixin):
         self._release_seed = build_release_seed(seed)
         self._asset_index = {asset["assetKey"]: index for index, asset in enumerate(seed.assets)}
         self._release = new_release_data(seed, self._release_seed)
+        self._jobs = JobData()  # analyses, generated code, native builds, ... (``long_running``)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -525,6 +527,7 @@ class EmulatorState(ReleaseStateMixin):
         release = new_release_data(self._seed_data, self._release_seed)
         with self._lock:
             self._release = release
+            self._jobs = JobData()
             self._config = replace(self._defaults)
             self._tokens.clear()
             self._faults.clear()

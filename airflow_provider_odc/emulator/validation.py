@@ -47,7 +47,7 @@ def validation_error(errors: dict[str, list[str]], error_code: str) -> ApiError:
 
 @dataclass(frozen=True)
 class Field:
-    """One property of a request schema: ``kind`` is ``uuid``, ``int32``, ``string`` or ``enum``."""
+    """One property of a request schema: ``kind`` is ``uuid``, ``int32``, ``string``, ``boolean`` or ``enum``."""
 
     kind: str
     nullable: bool = False
@@ -75,6 +75,10 @@ def _check(name: str, value: Any, field: Field) -> tuple[Any, str | None]:
         if isinstance(value, str):
             return value, None
         return None, f"The JSON value for {name} could not be converted to a string."
+    if field.kind == "boolean":
+        if isinstance(value, bool):
+            return value, None
+        return None, f"The JSON value for {name} could not be converted to a boolean."
     if field.kind == "enum":
         if isinstance(value, str) and value in field.enum:
             return value, None

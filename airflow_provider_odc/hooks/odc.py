@@ -29,7 +29,7 @@ from airflow_provider_odc.cache.stores import VariableTokenStore, variable_key_f
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_odc.exceptions import OdcApiError, OdcError
-from airflow_provider_odc.operations import OperationKind, error_messages
+from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
 from airflow_provider_odc.retries import IDEMPOTENT_METHODS, RetryPolicy
 from airflow_provider_odc.settings import ConnectionLike, OdcConnectionSettings, origin_of
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import httpx
 
 _MAX_DETAIL = 500
+# The unpaginated wrappers whose one list may be null: builds, external library log messages.
+_NULLABLE_WRAPPERS = ("builds", "validationMessages")
 _STATUS_HINTS = {
     401: "ODC refused a freshly fetched token too: check that the API client is not Revoked or Expired.",
     403: "The API client lacks the permission this endpoint needs on this stage; grant it in the ODC "
@@ -251,13 +253,17 @@ class OdcHook(BaseHook):
         """Yield every item of an ODC list, following its offset paging.
 
         Handles ODC's page shapes (``results`` + ``page.nextPageOffset``, integer or string offsets)
-        and the unpaginated wrappers (``{"builds": [...]}``, ``{"results": [...]}``). Stops when the
-        next offset is missing, null or does not advance, or ``totalResults`` items were seen.
+        and the unpaginated wrappers (``{"builds": [...]}``, ``{"results": [...]}``; a null list is an
+        empty one). Stops when the next offset is missing or null, or ``totalResults`` items were seen;
+        when the page's totals say more items exist but it names no next offset, goes on at ``offset +
+        count`` (ODC's documented meaning). An offset that was already requested, or an integer offset
+        that goes back, is a server bug that would loop forever: an ``OdcApiError`` says so.
         """
         query = dict(params or {})
         if page_size is not None:
             query["limit"] = page_size
         offset = query.pop("offset", None)
+        requested: set[Any] = {0 if offset is None else offset}  # no offset is the first page, offset 0
         seen = 0
         while True:
             page_query = query if offset is None else {**query, "offset": offset}
@@ -272,12 +278,26 @@ class OdcHook(BaseHook):
                 return
             next_offset = page.get("nextPageOffset")
             total = page.get("totalResults")
-            if next_offset in (None, "") or next_offset == offset:
+            total = total if isinstance(total, int) and not isinstance(total, bool) else None
+            if total is not None and seen >= total:
                 return
-            if isinstance(next_offset, int) and isinstance(offset, int) and next_offset <= offset:
-                return
-            if isinstance(total, int) and seen >= total:
-                return
+            if next_offset in (None, ""):
+                if total is None or not (offset is None or isinstance(offset, int)):
+                    return
+                next_offset = (offset or 0) + len(items)  # totals say more: ODC's nextPageOffset = offset + count
+            current = 0 if offset is None else offset
+            backwards = isinstance(next_offset, int) and isinstance(current, int) and next_offset < current
+            if next_offset in requested or backwards:
+                after = "the first page" if offset is None else f"offset {offset!r}"
+                raise OdcApiError(
+                    f"ODC connection '{self.odc_conn_id}': GET {endpoint} named page offset {next_offset!r} "
+                    f"after {after}: a page already read or an earlier one, so its paging would loop. The "
+                    f"list was not completed ({seen} items read).",
+                    method="GET",
+                    path=endpoint,
+                    status=None,
+                )
+            requested.add(next_offset)
             offset = next_offset
 
     # -- long-running operations -------------------------------------------------------------------
@@ -289,15 +309,26 @@ class OdcHook(BaseHook):
         body = self.request_json("GET", kind.path(key), params=params)
         return kind.status_of(body), body if isinstance(body, dict) else {}
 
-    def operation_errors(self, kind: OperationKind, key: str) -> list[str]:
-        """The Error messages ODC logged for an operation; a read failure is reported, not raised."""
+    def operation_errors(
+        self,
+        kind: OperationKind,
+        key: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        body: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """What ODC says about a failed operation: the failure details of its status ``body`` and the
+        Error lines of its messages (read with the ``params`` the kind needs, e.g. a native build's
+        ``environmentKey`` and ``applicationKey``). A read failure is reported, not raised."""
+        lines = body_errors(body) if body is not None else []
         if kind.messages_path is None:
-            return []
+            return lines
+        scope = {name: (params or {})[name] for name in kind.required_params if (params or {}).get(name)}
         try:
-            items = list(self.paginate(kind.messages_path.format(key=key), max_items=1000))
+            items = list(self.paginate(kind.messages_path.format(key=key), scope or None, max_items=1000))
         except OdcError as exc:
-            return [f"(the operation's messages could not be read: {exc})"]
-        return error_messages(items)
+            return [*lines, f"(the operation's messages could not be read: {exc})"]
+        return lines + error_messages(items, severity_field=kind.severity_field)
 
     def _url_for(self, endpoint: str) -> str:
         origin = self.settings.origin
@@ -418,16 +449,21 @@ class OdcHook(BaseHook):
 
 
 def _items_and_page(body: Any, endpoint: str) -> tuple[list[Any], dict[str, Any] | None]:
-    """The items of one response and its ``page`` object (None for unpaginated wrappers)."""
+    """The items of one response and its ``page`` object (None for unpaginated wrappers).
+
+    The specs declare every list nullable: ``{"results": null}`` or ``{"builds": null}`` is an empty list.
+    """
     if isinstance(body, list):
         return body, None
     if isinstance(body, dict):
         page = body.get("page")
-        if isinstance(body.get("results"), list):
-            return body["results"], page if isinstance(page, dict) else None
+        if "results" in body and (body["results"] is None or isinstance(body["results"], list)):
+            return body["results"] or [], page if isinstance(page, dict) else None
         lists = [value for value in body.values() if isinstance(value, list)]
         if len(lists) == 1:  # {"builds": [...]} and similar wrappers
             return lists[0], None
+        if not lists and any(body.get(name, ...) is None for name in _NULLABLE_WRAPPERS):
+            return [], None
     raise OdcError(f"ODC {endpoint} did not return a list, a 'results' page or a single-list wrapper.")
 
 

@@ -119,6 +119,12 @@ class OdcAsyncHook:
         return response
 
     async def operation_status(self, kind: OperationKind, key: str, params: dict[str, Any] | None = None) -> str | None:
+        return (await self.operation_state(kind, key, params))[0]
+
+    async def operation_state(
+        self, kind: OperationKind, key: str, params: dict[str, Any] | None = None
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The status of an operation and its full body (an analysis' verdict is in the body)."""
         path = kind.path(key)
         body = json_body(await self.get(path, params=params), "GET", path)
-        return kind.status_of(body)
+        return kind.status_of(body), body if isinstance(body, dict) else {}

@@ -20,7 +20,14 @@ from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.links import PORTAL_URL_XCOM_KEY, OdcPortalLink, portal_url
 from airflow_provider_odc.operations import OPERATION_KINDS
-from airflow_provider_odc.resolve import ASSETS, BUILDS, resolve_asset, resolve_revision, resolve_stage, reusable_build
+from airflow_provider_odc.resolve import (
+    ASSETS,
+    resolve_asset,
+    resolve_revision,
+    resolve_stage,
+    reusable_build,
+    start_build,
+)
 from airflow_provider_odc.waiting import (
     DEFAULT_WAIT_TIMEOUT,
     FAST_INTERVAL,
@@ -152,9 +159,7 @@ class OdcBuildOperator(OdcOperationOperator):
                     revision,
                 )
                 return str(existing["buildKey"]), url
-        body = {"assetKey": asset["assetKey"], "assetRevision": revision, "buildType": self.build_type}
-        response = hook.request_json("POST", BUILDS, json=body)
-        return str(response["buildKey"]), url
+        return start_build(hook, asset["assetKey"], revision, self.build_type), url
 
 
 class OdcDeployOperator(OdcOperationOperator):
@@ -206,8 +211,7 @@ class OdcDeployOperator(OdcOperationOperator):
                 f"{asset['name']} revision {revision} has no finished Release build. Set build_if_missing=True "
                 "or run an OdcBuildOperator first."
             )
-        body = {"assetKey": asset["assetKey"], "assetRevision": revision, "buildType": "Release"}
-        build_key = str(hook.request_json("POST", BUILDS, json=body)["buildKey"])
+        build_key = start_build(hook, asset["assetKey"], revision, "Release")
         self.log.info("Building %s revision %s first: build %s.", asset["name"], revision, build_key)
         return self.wait_for(hook, OPERATION_KINDS["build"], build_key, time.time(), may_defer=False)
 

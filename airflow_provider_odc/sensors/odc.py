@@ -26,12 +26,13 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
         ``"{{ ti.xcom_pull('deploy', key='operation_key') }}"``.
     :param deferrable: wait in the triggerer instead of a worker slot. Default: Airflow's
         ``[operators] default_deferrable``.
-    :param poll_params: extra query parameters of the status call (native mobile builds).
+    :param poll_params: extra query parameters of the status and messages calls: a native mobile build
+        needs ``{"environmentKey": ..., "applicationKey": ...}``.
     :param fast_interval, fast_period, slow_interval: the deferrable poll schedule (ODC: 5 s for the
         first 30 s, then 30 s). In poke mode, ``poke_interval`` applies.
     """
 
-    template_fields: Sequence[str] = ("operation_key",)
+    template_fields: Sequence[str] = ("operation_key", "poll_params")
 
     def __init__(
         self,
@@ -48,7 +49,12 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
-        operation_kind(kind)
+        missing = operation_kind(kind).missing_params(poll_params)
+        if missing:
+            raise ValueError(
+                f"OdcOperationSensor(kind={kind!r}) needs poll_params with {' and '.join(missing)}: ODC scopes "
+                "this operation's status and messages by them."
+            )
         self.kind = kind
         self.operation_key = operation_key
         self.odc_conn_id = odc_conn_id
@@ -69,11 +75,11 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         hook = self.hook
         kind = operation_kind(self.kind)
-        status, _ = hook.operation_status(kind, self.operation_key, self.poll_params)
+        status, body = hook.operation_status(kind, self.operation_key, self.poll_params)
         self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, status)
         if not kind.is_terminal(status):
             return False
-        self.finish(hook, kind, self.operation_key, status)
+        self.finish(hook, kind, self.operation_key, status, body)
         return True
 
     def execute(self, context: Context) -> Any:

@@ -85,9 +85,9 @@ class OdcOperationTrigger(BaseTrigger):
         async with OdcAsyncHook(self.odc_conn_id) as hook:
             try:
                 while True:
-                    status = await hook.operation_status(kind, self.operation_key, self.poll_params)
-                    if kind.is_terminal(status):
-                        outcome = "success" if status in kind.success else "failed"
+                    status, body = await hook.operation_state(kind, self.operation_key, self.poll_params)
+                    outcome = kind.verdict(status, body)
+                    if outcome is not None:
                         yield self._event(outcome, operation_status=status)
                         return
                     now = time.time()

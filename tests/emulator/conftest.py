@@ -28,6 +28,11 @@ SPEC_FILES = {
     "/api/portfolios/v2": "portfolio-api-v2.json",
     "/api/builds/v1": "build-operations-api-v1.json",
     "/api/deployments/v1": "deployments-api-v1.json",
+    "/api/dependency-management/v1": "dependency-management-api-v1.json",
+    "/api/code-quality/v1": "code-quality-api-v1.json",
+    "/api/external-libraries/v1": "external-library-generation-api-v1.json",
+    "/api/native-mobile-builds/v1": "native-application-orchestration-service-api-v1.json",
+    "/api/identity/v1": "user-access-management-api-v1.json",
 }
 
 

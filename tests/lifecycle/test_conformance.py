@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import requests
 
+from airflow_provider_odc.exceptions import OdcOperationFailed
 from airflow_provider_odc.operators.lifecycle import (
     OdcApplyConfigsOperator,
     OdcBuildOperator,
@@ -115,3 +116,57 @@ def test_a_body_off_the_spec_is_caught(contract: OpenApiContract) -> None:
             schema,
             {"operation": "Deploy", "environmentKey": "6f1f1e0c-8a9e-4a51-9c51-3f5a0f7a2b11", "stage": "QA"},
         )
+
+
+def test_every_operation_kind_matches_the_specs(
+    contract: OpenApiContract, fast_emulator: Any, exchanges: list[tuple[str, str, Any, requests.Response]]
+) -> None:
+    """Each kind started, polled to its end and, failing, explained: every body sent and every JSON answer
+    (status bodies, messages, reports) validates against the official spec of its path."""
+    from .test_operation_kinds import CASES, MESSAGE, sensor, slow
+
+    slow(fast_emulator)
+    for case in CASES:
+        fast_emulator.fail_next(case.fail_with, messages=[MESSAGE])
+        key, params = case.start(fast_emulator)
+        fast_emulator.advance(60 + 1)
+        with pytest.raises(OdcOperationFailed):
+            sensor(case.kind, key, params).poke({})
+    for case in {case.kind: case for case in CASES}.values():
+        key, params = case.start(fast_emulator)
+        fast_emulator.advance(60 + 1)
+        assert sensor(case.kind, key, params).poke({}) is True
+
+    bodies_checked, responses_checked = set(), set()
+    for method, path, body, response in exchanges:
+        route = spec_route(contract, path)
+        assert route is not None, f"{method} {path} is not in the official specs"
+        spec, base, template = route
+        operation = spec["paths"][template][method.lower()]
+        if body is not None:
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            contract.validate_schema(spec, schema, body)
+            bodies_checked.add(f"{method} {base}{template}")
+        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:300]}"
+        if response.content:
+            contract.validate(base + template, method, response.status_code, json.loads(response.content))
+            responses_checked.add(f"{method} {base}{template}")
+    assert {
+        "POST /api/dependency-management/v1/deployment-analyses",
+        "POST /api/dependency-management/v1/deletion-analyses",
+        "POST /api/code-quality/v1/code-analyses",
+        "POST /api/external-libraries/v1/generation-operations",
+        "POST /api/native-mobile-builds/v1/build-operations",
+        "POST /api/identity/v1/users/bulk",
+    } <= bodies_checked
+    assert {
+        "GET /api/builds/v1/build-operations/{operationKey}/generated-code",
+        "GET /api/dependency-management/v1/deployment-analyses/{analysisKey}",
+        "GET /api/dependency-management/v1/deletion-analyses/{analysisKey}",
+        "GET /api/code-quality/v1/code-analyses/{analysisKey}",
+        "GET /api/external-libraries/v1/generation-operations/{operationKey}",
+        "GET /api/external-libraries/v1/generation-operations/{operationKey}/log-messages",
+        "GET /api/native-mobile-builds/v1/build-operations/{operationKey}",
+        "GET /api/native-mobile-builds/v1/build-operations/{operationKey}/log-messages",
+        "GET /api/identity/v1/users/bulk/{key}",
+    } <= responses_checked
