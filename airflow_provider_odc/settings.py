@@ -25,7 +25,7 @@ DEFAULT_MAX_RETRIES = 3
 # How long one call may wait out ODC's per-minute rate limits (429s) in total; bounded so a typo cannot park
 # a worker slot for hours.
 DEFAULT_RATE_LIMIT_WAIT = 300.0
-MAX_RATE_LIMIT_WAIT = 1800.0
+MAX_RATE_WAIT = 1800.0
 
 
 class ConnectionLike(Protocol):
@@ -115,7 +115,7 @@ class OdcConnectionSettings:
             cache_secret=_blank_to_none(extra.get("cache_secret")),
             max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, problem, minimum=0, maximum=10)),
             rate_limit_wait=_number(
-                extra, "rate_limit_wait_seconds", DEFAULT_RATE_LIMIT_WAIT, problem, minimum=0, maximum=MAX_RATE_LIMIT_WAIT
+                extra, "rate_limit_wait_seconds", DEFAULT_RATE_LIMIT_WAIT, problem, minimum=0, maximum=MAX_RATE_WAIT
             ),
         )
 
