@@ -10,6 +10,9 @@ Responses on routes the specs know are validated against them by the ``client`` 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -244,3 +247,27 @@ def test_auto_retry_after_counts_until_a_slot_really_frees(client: Any, kit: Any
     assert client.post(BUILDS, body).status_code == 429
     odc_emulator.advance(int(limited.headers["retry-after"]) - 41)
     assert client.post(BUILDS, body).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param([], (True, None), id="documented-limits-no-header"),
+        pytest.param(["--no-rate-limits", "--rate-limit-retry-after", "auto"], (False, "auto"), id="opted-in"),
+    ],
+)
+def test_the_emulator_process_takes_the_rate_limit_settings(flags: list[str], expected: tuple[Any, Any]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_odc.emulator", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())
+        requests.post(f"{started['control_url']}/reset", timeout=TIMEOUT).raise_for_status()  # defaults survive it
+        config = requests.get(f"{started['control_url']}/config", timeout=TIMEOUT).json()
+        assert (config["rate_limits"], config["rate_limit_retry_after"]) == expected
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
