@@ -103,9 +103,16 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "max_retries": {
                         "label": "Max retries",
-                        "description": "Retries after 429, 5xx and connection errors (only where a retry "
-                        "cannot repeat a processed request). Default 3.",
+                        "description": "Retries after 5xx and connection errors (only where a retry "
+                        "cannot repeat a processed request). Default 3. 429s follow the rate-limit wait.",
                         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+                    },
+                    "rate_limit_wait_seconds": {
+                        "label": "Rate-limit wait (seconds)",
+                        "description": "How long one call may wait in total when ODC answers 429 (its limits "
+                        "are per minute: each wait is about 60 s unless ODC says otherwise). 0 fails at the "
+                        "first 429. Default 300, at most 1800.",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "maximum": 1800},
                     },
                 },
             }

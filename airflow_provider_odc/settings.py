@@ -22,6 +22,10 @@ CACHE_MODES: tuple[CacheMode, ...] = ("variable", "memory", "off")
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_REFRESH_MARGIN = 300.0
 DEFAULT_MAX_RETRIES = 3
+# How long one call may wait out ODC's per-minute rate limits (429s) in total; bounded so a typo cannot park
+# a worker slot for hours.
+DEFAULT_RATE_LIMIT_WAIT = 300.0
+MAX_RATE_WAIT = 1800.0
 
 
 class ConnectionLike(Protocol):
@@ -74,6 +78,7 @@ class OdcConnectionSettings:
     cache_mode: CacheMode = "variable"
     cache_secret: str | None = field(default=None, repr=False)
     max_retries: int = DEFAULT_MAX_RETRIES
+    rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT
 
     @property
     def cache_identity(self) -> str:
@@ -109,6 +114,9 @@ class OdcConnectionSettings:
             cache_mode=cache_mode,
             cache_secret=_blank_to_none(extra.get("cache_secret")),
             max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, problem, minimum=0, maximum=10)),
+            rate_limit_wait=_number(
+                extra, "rate_limit_wait_seconds", DEFAULT_RATE_LIMIT_WAIT, problem, minimum=0, maximum=MAX_RATE_WAIT
+            ),
         )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_odc.hooks.odc import OdcHook
-from airflow_provider_odc.retries import RetryPolicy
+from airflow_provider_odc.retries import DEFAULT_RATE_LIMIT_WAIT, RetryPolicy
 
 
 class HookFactory:
@@ -33,7 +33,15 @@ class HookFactory:
         self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
         return conn
 
-    def __call__(self, conn_id: str = "odc_default", *, max_retries: int = 3, **fields: Any) -> OdcHook:
+    def __call__(
+        self,
+        conn_id: str = "odc_default",
+        *,
+        max_retries: int = 3,
+        rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+        **fields: Any,
+    ) -> OdcHook:
         self.connection(conn_id, **fields)
         sleep: Callable[[float], None] = self.sleeps.append
-        return OdcHook(conn_id, retry_policy=RetryPolicy(max_retries=max_retries, sleep=sleep))
+        policy = RetryPolicy(max_retries=max_retries, rate_limit_wait=rate_limit_wait, sleep=sleep)
+        return OdcHook(conn_id, retry_policy=policy)

@@ -19,6 +19,14 @@ from airflow_provider_odc.emulator.server import OdcEmulator
 from airflow_provider_odc.emulator.state import DEFAULT_TOKEN_LIFETIME
 
 
+def _retry_after(value: str) -> str | int:
+    if value == "auto":
+        return value
+    if value.isdigit():
+        return int(value)
+    raise argparse.ArgumentTypeError('use "auto" or a whole number of seconds')
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_odc.emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -29,6 +37,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--token-lifetime", type=int, default=DEFAULT_TOKEN_LIFETIME, help="access token lifetime in seconds"
     )
     parser.add_argument("--assets", type=int, default=25, help="number of seeded assets (default 25)")
+    parser.add_argument(
+        "--no-rate-limits",
+        dest="rate_limits",
+        action="store_false",
+        help="lift ODC's documented rate limits (default: enforced), e.g. for benchmarks of the client's own cost",
+    )
+    parser.add_argument(
+        "--rate-limit-retry-after",
+        type=_retry_after,
+        default=None,
+        help='send Retry-After with every 429: "auto" or whole seconds (default: none, as ODC documents none)',
+    )
     return parser.parse_args(argv)
 
 
@@ -48,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         client_secret=args.client_secret,
         token_lifetime=args.token_lifetime,
         asset_count=args.assets,
+        rate_limits=args.rate_limits,
+        rate_limit_retry_after=args.rate_limit_retry_after,
     )
     with emulator:
         line = {

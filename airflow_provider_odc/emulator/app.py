@@ -166,8 +166,8 @@ def create_app(state: EmulatorState) -> FastAPI:
             await asyncio.sleep(fault.latency)
         return fault
 
-    async def guard_api(request: Request, template: str, rate_limited: bool = False) -> Response | None:
-        """Count the call, apply faults and the POST rate limit, then demand a valid bearer token.
+    async def guard_api(request: Request, template: str) -> Response | None:
+        """Count the call, apply faults and ODC's rate limits (``rate_limits``), then demand a valid bearer token.
 
         A returned Response means 'stop here'. Faults and rate limits act before authentication, as at a gateway.
         """
@@ -186,12 +186,11 @@ def create_app(state: EmulatorState) -> FastAPI:
                 f"OS-GATEWAY-{fault.status}01",
                 headers=headers,
             )
-        if rate_limited:
-            limited, retry_after = state.check_post_rate(route)
-            if limited:
-                detail = "Rate limit exceeded: too many requests to this endpoint. Try again later."
-                headers = {} if retry_after is None else {"Retry-After": retry_after}
-                return problem_response(request, 429, detail, "OS-GATEWAY-42901", headers=headers)
+        limited, retry_after = state.check_rate(request.method, template)
+        if limited:
+            detail = "Rate limit exceeded: too many requests to this API. Try again later."
+            headers = {} if retry_after is None else {"Retry-After": retry_after}
+            return problem_response(request, 429, detail, "OS-GATEWAY-42901", headers=headers)
         reason = state.token_problem(request.headers.get("authorization"))
         if reason is None:
             return None
@@ -401,7 +400,9 @@ def create_app(state: EmulatorState) -> FastAPI:
             "clock_offset",
             "build_durations",
             "operation_duration",
+            "rate_limits",
             "post_limit_per_minute",
+            "domain_limit_per_minute",
             "rate_limit_retry_after",
         }
         try:

@@ -34,16 +34,6 @@ NATIVE_BUILD_ROUTE = f"{NATIVE_BUILDS_ROUTE}/{{operationKey}}"
 NATIVE_BUILD_LOG_ROUTE = f"{NATIVE_BUILDS_ROUTE}/{{operationKey}}/log-messages"
 BULK_USERS_ROUTE = "/api/identity/v1/users/bulk"
 BULK_USER_ROUTE = f"{BULK_USERS_ROUTE}/{{key}}"
-# Start POSTs count against the emulator's per-endpoint POST limit like the release ones.
-RATE_LIMITED_ROUTES = (
-    GENERATED_CODE_ROUTE,
-    DEPLOYMENT_ANALYSES_ROUTE,
-    DELETION_ANALYSES_ROUTE,
-    CODE_ANALYSES_ROUTE,
-    LIBRARIES,
-    NATIVE_BUILDS_ROUTE,
-    BULK_USERS_ROUTE,
-)
 
 DEPLOYMENT_ANALYSIS_FIELDS = {
     "revision": Field("int32"),
@@ -108,7 +98,7 @@ def _native_scope(request: Request) -> tuple[str, str]:
 def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guard) -> None:
     """Add the routes (before the app's catch-all ``/api`` route)."""
 
-    endpoint = make_endpoint(app, guard, RATE_LIMITED_ROUTES)
+    endpoint = make_endpoint(app, guard)
 
     # Generated code of a build ------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ Nothing heavy is imported until a fixture is used.
 Fixtures:
 
 ``odc_emulator``
-    The session's emulator, reset (counters, tokens, faults, config) before each test.
+    The session's emulator, reset (counters, tokens, faults, config, rate-limit windows) before each test.
+    It enforces ODC's documented rate limits (100 requests a minute per API, 10 build or deployment POSTs a
+    minute, ...) and sends no ``Retry-After``, as ODC; ``configure(rate_limits=False)`` lifts them.
 ``odc_emulator_session``
     The same server without the per-test reset (session scope), for session-scoped fixtures of your own.
 ``odc_connection``

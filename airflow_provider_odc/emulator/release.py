@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
+from airflow_provider_odc.emulator.rate_limits import LimitSettings, SlidingWindows, limits_for
 from airflow_provider_odc.emulator.seed import (
     DEPLOYABLE_TYPES,
     ReleaseSeed,
@@ -47,7 +48,6 @@ OPERATION_KINDS = ("build", "deploy", "apply_configs", "undeploy", "publish")
 DEPLOYMENT_OPERATIONS = {"Deploy": "deploy", "Undeploy": "undeploy", "ApplyConfigs": "apply_configs"}
 BUILD_TYPES = ("Debug", "Release")
 OPERATION_STATUSES = ("Running", "FinishedWithError", "Finished")
-RATE_WINDOW = 60.0
 OPERATION_SORT_FIELDS = (
     "createdat",
     "updatedat",
@@ -284,9 +284,10 @@ class ReleaseData:
     unsettled: list[OperationRecord] = field(default_factory=list)
     deployed: dict[tuple[str, str], DeploymentRecord] = field(default_factory=dict)
     failures: collections.deque[_PendingFailure] = field(default_factory=collections.deque)
-    post_windows: dict[str, collections.deque[float]] = field(default_factory=dict)
+    rate_windows: SlidingWindows = field(default_factory=SlidingWindows)
     operations_started: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATION_KINDS, 0))
     rate_limited: int = 0
+    rate_limited_calls: dict[str, int] = field(default_factory=dict)  # "<METHOD> <route>" -> 429s answered
     seq: int = 0
 
     def next_seq(self) -> int:
@@ -937,26 +938,29 @@ class ReleaseStateMixin:
 
     # Rate limits and failures -------------------------------------------------------------------------
 
-    def check_post_rate(self, route: str) -> tuple[bool, str | None]:
-        """Count a POST on ``route`` in its 60 s window: ``(limited, Retry-After header or None)``."""
+    def check_rate(self, method: str, template: str) -> tuple[bool, str | None]:
+        """Count a request against every limit it falls under: ``(limited, Retry-After header or None)``.
+
+        See ``rate_limits``: ODC's documented domain-wide and per-endpoint limits, 60 s sliding windows.
+        """
         with self._lock:
-            limit = self._config.post_limit_per_minute
-            if limit is None:
+            config = self._config
+            settings = LimitSettings(config.rate_limits, config.post_limit_per_minute, config.domain_limit_per_minute)
+            limits = limits_for(method, template, settings)
+            if not limits:
                 return False, None
             now = self._now_locked()
-            window = self._release.post_windows.setdefault(route, collections.deque())
-            while window and window[0] <= now - RATE_WINDOW:
-                window.popleft()
-            if len(window) < limit:
-                window.append(now)
+            refusal = self._release.rate_windows.admit(limits, now)
+            if refusal is None:
                 return False, None
             self._release.rate_limited += 1
-            setting = self._config.rate_limit_retry_after
+            route = f"{method} {template}"
+            self._release.rate_limited_calls[route] = self._release.rate_limited_calls.get(route, 0) + 1
+            setting = config.rate_limit_retry_after
             if setting is None:
                 return True, None
-            if setting == "auto":  # until enough requests leave the window to let one more in
-                frees_a_slot = window[len(window) - limit] + RATE_WINDOW
-                return True, str(max(1, math.ceil(frees_a_slot - now)))
+            if setting == "auto":
+                return True, str(refusal.seconds_until_free(now))
             return True, str(setting)
 
     def fail_next(self, kind: str, count: int = 1, messages: list[str] | None = None) -> dict[str, Any]:
@@ -1035,4 +1039,5 @@ class ReleaseStateMixin:
         return {
             "operations_started": dict(self._release.operations_started),
             "rate_limited": self._release.rate_limited,
+            "rate_limited_calls": dict(self._release.rate_limited_calls),
         }

@@ -1,6 +1,6 @@
 """HTTP routes of the release lifecycle: revisions and tags, builds, deploy/publish operations, deployed assets.
 
-Each handler is thin: the shared guard (call counting, faults, the POST rate limit, bearer auth), then query
+Each handler is thin: the shared guard (call counting, faults, ODC's rate limits, bearer auth), then query
 and body parsing, then one call into ``EmulatorState``. ``QueryError`` and ``ApiError`` become ProblemDetails.
 Request bodies are checked like the official schemas declare them (``additionalProperties: false``, types,
 ``nullable``, enums) by ``validation.validate_body``.
@@ -65,8 +65,6 @@ PUBLISHES_ROUTE = "/api/deployments/v1/publish-operations"
 PUBLISH_ROUTE = f"{PUBLISHES_ROUTE}/{{operationKey}}"
 PUBLISH_MESSAGES_ROUTE = f"{PUBLISHES_ROUTE}/{{operationKey}}/messages"
 DEPLOYED_ASSETS_ROUTE = "/api/portfolios/v2/deployed-assets"
-# The POST endpoints ODC limits to 10 requests per minute each.
-RATE_LIMITED_ROUTES = (BUILDS_ROUTE, DEPLOYMENTS_ROUTE, PUBLISHES_ROUTE)
 
 PATCH_FIELDS = {
     "tag": Field("string", nullable=True),
@@ -126,7 +124,7 @@ def _deployed_sort(raw: str) -> list[tuple[str, bool]]:
 def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) -> None:
     """Add the release-lifecycle API routes (before the app's catch-all ``/api`` route)."""
 
-    endpoint = make_endpoint(app, guard, RATE_LIMITED_ROUTES)
+    endpoint = make_endpoint(app, guard)
 
     # Asset revisions and tags -------------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ SHUTDOWN_TIMEOUT = 10.0
 
 class OdcEmulator:
     """A local, real-socket ODC: discovery, OAuth2 client credentials, assets and environments, and the
-    release lifecycle (revisions and tags, builds, deploy/publish operations, deployed assets, POST limits).
+    release lifecycle (revisions and tags, builds, deploy/publish operations, deployed assets) and ODC's
+    documented rate limits.
 
     Example::
 
@@ -51,7 +52,12 @@ class OdcEmulator:
         client_secret: str | None = None,
         token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
         asset_count: int = 25,
+        *,
+        rate_limits: bool = True,
+        rate_limit_retry_after: str | int | None = None,
     ) -> None:
+        """``rate_limits`` and ``rate_limit_retry_after`` are the defaults ``reset()`` restores: ODC's documented
+        limits and no ``Retry-After`` header (ODC promises none); ``"auto"`` or whole seconds opt in to one."""
         self.host = host
         self._requested_port = port
         self.state = EmulatorState(
@@ -59,6 +65,8 @@ class OdcEmulator:
             client_secret=client_secret,
             token_lifetime=token_lifetime,
             asset_count=asset_count,
+            rate_limits=rate_limits,
+            rate_limit_retry_after=rate_limit_retry_after,
         )
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
@@ -242,7 +250,9 @@ class OdcEmulator:
         clock_offset: float | None = None,
         build_durations: dict[str, float] | None = None,
         operation_duration: float | None = None,
+        rate_limits: bool | None = None,
         post_limit_per_minute: int | None = UNSET,
+        domain_limit_per_minute: int | None = UNSET,
         rate_limit_retry_after: str | int | None = UNSET,
     ) -> dict[str, Any]:
         """Change settings at runtime (``reset()`` restores them); see ``EmulatorState.configure``."""
@@ -254,7 +264,9 @@ class OdcEmulator:
             clock_offset=clock_offset,
             build_durations=build_durations,
             operation_duration=operation_duration,
+            rate_limits=rate_limits,
             post_limit_per_minute=post_limit_per_minute,
+            domain_limit_per_minute=domain_limit_per_minute,
             rate_limit_retry_after=rate_limit_retry_after,
         )
 

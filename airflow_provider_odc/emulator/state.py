@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_odc.emulator.long_running import JobData, LongRunningStateMixin
+from airflow_provider_odc.emulator.rate_limits import DEFAULT_DOMAIN_LIMIT, DEFAULT_POST_LIMIT
 from airflow_provider_odc.emulator.release import ReleaseStateMixin, new_release_data
 from airflow_provider_odc.emulator.seed import build_release_seed, build_seed
 
@@ -35,7 +36,6 @@ UNSET: Any = object()
 DEFAULT_BUILD_PENDING = 0.5  # seconds on the emulator clock
 DEFAULT_BUILD_RUNNING = 1.5
 DEFAULT_OPERATION_DURATION = 2.0  # deploy, undeploy, apply-configs and publish operations
-DEFAULT_POST_LIMIT = 10  # POSTs per minute per endpoint on build-, deployment- and publish-operations (ODC docs)
 
 
 def generate_client_secret() -> str:
@@ -98,8 +98,12 @@ class EmulatorConfig:
     build_pending: float = DEFAULT_BUILD_PENDING
     build_running: float = DEFAULT_BUILD_RUNNING
     operation_duration: float = DEFAULT_OPERATION_DURATION
+    # ODC's documented rate limits (see rate_limits.py); Retry-After only when a test opts in, as ODC
+    # promises none: "auto" (seconds until the window frees a slot) or a fixed number of seconds.
+    rate_limits: bool = True
     post_limit_per_minute: int | None = DEFAULT_POST_LIMIT
-    rate_limit_retry_after: str | int | None = "auto"  # "auto": seconds until the window frees a slot
+    domain_limit_per_minute: int | None = DEFAULT_DOMAIN_LIMIT
+    rate_limit_retry_after: str | int | None = None
 
 
 @dataclass
@@ -151,6 +155,21 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
+
+
+def _retry_after_setting(value: Any) -> str | int | None:
+    """``None`` (no header), ``"auto"`` or whole seconds >= 0."""
+    if value is None or value == "auto":
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError('rate_limit_retry_after must be null (no header), "auto" or an integer >= 0')
+
+
 class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
     """All mutable emulator data behind one lock, plus the immutable seed (served without locking)."""
 
@@ -160,6 +179,9 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         client_secret: str | None = None,
         token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
         asset_count: int = 25,
+        *,
+        rate_limits: bool = True,
+        rate_limit_retry_after: str | int | None = None,
     ) -> None:
         if token_lifetime < 1:
             raise ValueError("token_lifetime must be >= 1 second")
@@ -172,7 +194,10 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         self._signing_key = secrets.token_bytes(32)
         self._key_id = secrets.token_hex(8)
         self._defaults = EmulatorConfig(
-            token_lifetime=token_lifetime, client_secret=client_secret or generate_client_secret()
+            token_lifetime=token_lifetime,
+            client_secret=client_secret or generate_client_secret(),
+            rate_limits=_flag("rate_limits", rate_limits),
+            rate_limit_retry_after=_retry_after_setting(rate_limit_retry_after),
         )
         self._config = replace(self._defaults)
         self._tokens: dict[str, float] = {}  # jti -> expiry on the emulator clock
@@ -233,7 +258,9 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
             "clock_offset": config.clock_offset,
             "build_durations": {"pending": config.build_pending, "running": config.build_running},
             "operation_duration": config.operation_duration,
+            "rate_limits": config.rate_limits,
             "post_limit_per_minute": config.post_limit_per_minute,
+            "domain_limit_per_minute": config.domain_limit_per_minute,
             "rate_limit_retry_after": config.rate_limit_retry_after,
         }
 
@@ -247,14 +274,18 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         clock_offset: float | None = None,
         build_durations: dict[str, float] | None = None,
         operation_duration: float | None = None,
+        rate_limits: bool | None = None,
         post_limit_per_minute: int | None = UNSET,
+        domain_limit_per_minute: int | None = UNSET,
         rate_limit_retry_after: str | int | None = UNSET,
     ) -> dict[str, Any]:
         """Validate everything first, then apply atomically; returns the resulting config view.
 
         ``build_durations`` (``{"pending": s, "running": s}``, either key) and ``operation_duration`` apply to
-        operations started afterwards. ``post_limit_per_minute=None`` switches the POST rate limit off;
-        ``rate_limit_retry_after`` is ``"auto"``, a fixed number of seconds, or ``None`` (no header).
+        operations started afterwards. ``rate_limits=False`` lifts every rate limit; ``post_limit_per_minute``
+        (build and deployment POSTs, per endpoint) and ``domain_limit_per_minute`` (the domains ODC limits to
+        100) change those limits, ``None`` lifts them. ``rate_limit_retry_after`` is ``None`` (no header, as
+        ODC documents none), ``"auto"`` (seconds until a slot frees) or a fixed number of seconds.
         """
         changes: dict[str, Any] = {}
         if token_lifetime is not None:
@@ -284,21 +315,18 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
                 changes[f"build_{phase}"] = _duration(f"build_durations.{phase}", value)
         if operation_duration is not None:
             changes["operation_duration"] = _duration("operation_duration", operation_duration)
-        if post_limit_per_minute is not UNSET:
-            if post_limit_per_minute is not None and (
-                isinstance(post_limit_per_minute, bool)
-                or not isinstance(post_limit_per_minute, int)
-                or post_limit_per_minute < 1
-            ):
-                raise ValueError("post_limit_per_minute must be an integer >= 1 or null (no limit)")
-            changes["post_limit_per_minute"] = post_limit_per_minute
+        if rate_limits is not None:
+            changes["rate_limits"] = _flag("rate_limits", rate_limits)
+        for name, limit in (
+            ("post_limit_per_minute", post_limit_per_minute),
+            ("domain_limit_per_minute", domain_limit_per_minute),
+        ):
+            if limit is not UNSET:
+                if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+                    raise ValueError(f"{name} must be an integer >= 1 or null (no limit)")
+                changes[name] = limit
         if rate_limit_retry_after is not UNSET:
-            valid = rate_limit_retry_after is None or rate_limit_retry_after == "auto"
-            if isinstance(rate_limit_retry_after, int) and not isinstance(rate_limit_retry_after, bool):
-                valid = rate_limit_retry_after >= 0
-            if not valid:
-                raise ValueError('rate_limit_retry_after must be "auto", an integer >= 0 or null (no header)')
-            changes["rate_limit_retry_after"] = rate_limit_retry_after
+            changes["rate_limit_retry_after"] = _retry_after_setting(rate_limit_retry_after)
         with self._lock:
             self._config = replace(self._config, **changes)
         return self.config_view()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -24,8 +24,8 @@ CONTROL_PREFIX = "/_emulator"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 JSON_MEDIA_TYPES = ("application/json",)
 
-# ``guard(request, route template, rate_limited)``: a Response means "answer this instead" (fault, 429, 401).
-Guard = Callable[[Request, str, bool], Awaitable[Response | None]]
+# ``guard(request, route template)``: a Response means "answer this instead" (fault, 429, 401).
+Guard = Callable[[Request, str], Awaitable[Response | None]]
 Handler = Callable[..., Awaitable[Response]]
 
 # ASP.NET Core's default ProblemDetails ``type`` links.
@@ -138,22 +138,18 @@ def page_without_totals(items: list[Any], limit: int, offset: int) -> dict[str, 
     return {"page": page, "results": results}
 
 
-def make_endpoint(
-    app: FastAPI, guard: Guard, rate_limited_routes: Collection[str] = ()
-) -> Callable[[str, str, str], Callable[[Handler], Handler]]:
+def make_endpoint(app: FastAPI, guard: Guard) -> Callable[[str, str, str], Callable[[Handler], Handler]]:
     """An ``endpoint(method, template, error_code)`` decorator registering API routes on ``app``.
 
-    The route runs ``guard`` (POSTs to ``rate_limited_routes`` also count against the rate limit), returns its
-    refusal if any, else ``handler(request, **path_params)``; ``QueryError`` becomes a validation problem with
+    The route runs ``guard`` (faults, ODC's rate limits for ``method template``, auth), returns its refusal if
+    any, else ``handler(request, **path_params)``; ``QueryError`` becomes a validation problem with
     ``error_code`` and ``ApiError`` its own problem.
     """
 
     def endpoint(method: str, template: str, error_code: str) -> Callable[[Handler], Handler]:
-        rate_limited = method == "POST" and template in rate_limited_routes
-
         def decorate(handler: Handler) -> Handler:
             async def route(request: Request) -> Response:
-                denied = await guard(request, template, rate_limited)
+                denied = await guard(request, template)
                 if denied is not None:
                     return denied
                 try:

@@ -43,9 +43,12 @@ _STATUS_HINTS = {
     401: "ODC refused a freshly fetched token too: check that the API client is not Revoked or Expired.",
     403: "The API client lacks the permission this endpoint needs on this stage; grant it in the ODC "
     "Portal (Management > Govern > API clients).",
-    429: "ODC's rate limit was still exceeded after the retries (100 requests per minute per API, "
-    "10 per minute for build and deployment POSTs).",
 }
+_RATE_LIMIT_HINT = (
+    "ODC's rate limit was still exceeded after waiting up to {wait:g} s in all (100 requests per minute per API, "
+    "10 per minute for build and deployment POSTs, shared by every worker); spread the calls out or raise "
+    "the connection's 'rate_limit_wait_seconds' extra."
+)
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -122,7 +125,10 @@ class OdcHook(BaseHook):
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:
-        return self._retry_policy or RetryPolicy(max_retries=self.settings.max_retries)
+        settings = self.settings
+        return self._retry_policy or RetryPolicy(
+            max_retries=settings.max_retries, rate_limit_wait=settings.rate_limit_wait
+        )
 
     @cached_property
     def session(self) -> requests.Session:
@@ -406,7 +412,10 @@ class OdcHook(BaseHook):
             refs = [f"{key} {problem[key]}" for key in ("errorCode", "traceId") if isinstance(problem.get(key), str)]
             if refs:
                 message += f" [{', '.join(refs)}]"
-            message += "." + (f" {_STATUS_HINTS[status]}" if status in _STATUS_HINTS else "")
+            hint = _STATUS_HINTS.get(status)
+            if status == 429:
+                hint = _RATE_LIMIT_HINT.format(wait=self.retry_policy.rate_limit_wait)
+            message += "." + (f" {hint}" if hint else "")
         return OdcApiError(message, method=method, path=path, status=status, problem=problem)
 
     # -- Airflow UI --------------------------------------------------------------------------------

@@ -80,7 +80,12 @@ class OpenApiContract:
         base = next(prefix for prefix in self.specs if route.startswith(prefix))
         spec = self.specs[base]
         responses = spec["paths"][route[len(base) :]][method.lower()]["responses"]
-        response = responses.get(str(status)) or responses.get("default")
+        response = responses.get(str(status))
+        if response is None and status == 429 and "ProblemDetails" in spec["components"]["schemas"]:
+            # ODC's rate-limiting page limits every domain, also operations whose spec lists no 429 (code
+            # quality, asset configurations, ...): their 429 is the API's ProblemDetails, not the default body.
+            return spec, {"$ref": "#/components/schemas/ProblemDetails"}
+        response = response or responses.get("default")
         assert response is not None, f"the spec declares no {status} (nor default) for {method} {route}"
         return spec, response["content"]["application/json"]["schema"]
 

@@ -27,6 +27,7 @@ STATS_KEYS = {
     "faults_served",
     "operations_started",
     "rate_limited",
+    "rate_limited_calls",
 }
 NO_OPERATIONS = {"build": 0, "deploy": 0, "apply_configs": 0, "undeploy": 0, "publish": 0}
 
@@ -49,7 +50,7 @@ def test_stats_count_by_route_template(client: Any, odc_emulator: OdcEmulator) -
 def test_reset_zeroes_everything(client: Any, odc_emulator: OdcEmulator) -> None:
     client.get(ASSETS)
     odc_emulator.reset()
-    zeroed = {key: ({} if key == "api_calls" else 0) for key in STATS_KEYS}
+    zeroed = {key: ({} if key in ("api_calls", "rate_limited_calls") else 0) for key in STATS_KEYS}
     assert odc_emulator.stats() == {**zeroed, "operations_started": NO_OPERATIONS}
     assert odc_emulator.recent_requests() == []
 

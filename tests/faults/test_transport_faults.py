@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_odc.exceptions import OdcApiError, OdcAuthError, OdcError
+from airflow_provider_odc.hooks.odc import OdcHook
 
 from ._support import HookFactory, Matrix, outcome_of
 
@@ -49,6 +50,7 @@ class Row:
     sleeps: Callable[[list[float]], bool] = lambda sleeps: True
     conn: dict[str, Any] = field(default_factory=dict)
     max_retries: int = 3
+    rate_limit_wait: float = 300.0
 
 
 def _no_fault(odc: Any) -> None:
@@ -172,15 +174,36 @@ API_ROWS = {
         api_calls=2,
         sleeps=lambda s: len(s) == 1 and 25 <= s[0] <= 30,
     ),
-    "api-429-outlasts-the-retries": Row(
+    "api-429-outlasts-the-rate-limit-wait": Row(
         lambda odc: odc.add_fault(target="api", status=429, count=10, retry_after="2"),
         OdcApiError,
-        ("HTTP 429", "rate limit"),
+        ("HTTP 429", "rate limit", "rate_limit_wait_seconds"),
         token_requests=1,
         exchanges=1,
         api_calls=3,
         sleeps=lambda s: s == [2.0, 2.0],
-        max_retries=2,
+        max_retries=0,  # 429s follow the wait budget, not max_retries
+        rate_limit_wait=5,
+    ),
+    "api-429-no-retry-after-waits-out-the-minute": Row(
+        lambda odc: odc.add_fault(target="api", status=429, count=2),
+        None,
+        (),
+        token_requests=1,
+        exchanges=1,
+        api_calls=3,
+        sleeps=lambda s: len(s) == 2 and all(60 <= x <= 72 for x in s),
+        max_retries=0,
+    ),
+    "api-429-no-retry-after-outlasts-the-rate-limit-wait": Row(
+        lambda odc: odc.add_fault(target="api", status=429, count=10),
+        OdcApiError,
+        ("HTTP 429", "up to 150 s"),
+        token_requests=1,
+        exchanges=1,
+        api_calls=3,
+        sleeps=lambda s: len(s) == 2 and all(60 <= x <= 72 for x in s),
+        rate_limit_wait=150,
     ),
     "api-GET-503-twice-then-ok": Row(
         lambda odc: odc.add_fault(target="api", status=503, count=2),
@@ -205,7 +228,7 @@ API_ROWS = {
 
 
 def run_row(row: Row, make_hook: HookFactory, odc_emulator: Any, matrix: Matrix) -> Exception | None:
-    hook = make_hook(max_retries=row.max_retries, **row.conn)
+    hook = make_hook(max_retries=row.max_retries, rate_limit_wait=row.rate_limit_wait, **row.conn)
     row.arrange(odc_emulator)
     error: Exception | None = None
     try:
@@ -301,6 +324,7 @@ def test_post_whose_response_times_out_is_not_sent_again(
         pytest.param(503, None, 1, [], id="POST-503-not-resent"),
         pytest.param(500, None, 1, [], id="POST-500-not-resent"),
         pytest.param(429, "1", 2, [1.0], id="POST-429-resent-once-429-means-not-processed"),
+        pytest.param(429, None, 2, [61.5], id="POST-429-no-retry-after-resent-after-the-minute"),
     ],
 )
 def test_post_status_faults(
@@ -313,6 +337,7 @@ def test_post_status_faults(
     matrix: Matrix,
 ) -> None:
     hook = make_hook()
+    hook = OdcHook("odc_default", retry_policy=replace(hook.retry_policy, uniform=lambda low, high: 1.5))
     hook.get_access_token()
     odc_emulator.add_fault(target="api", status=status, count=1, retry_after=retry_after, path_prefix=SEARCH)
     with pytest.raises(OdcApiError) as caught:

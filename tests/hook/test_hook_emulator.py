@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -92,14 +93,39 @@ def test_429_honours_retry_after_http_date(make_hook: Any, odc_emulator: Any) ->
     assert len(make_hook.sleeps) == 1 and 25 <= make_hook.sleeps[0] <= 30
 
 
-def test_429_without_retry_after_backs_off_and_gives_up(make_hook: Any, odc_emulator: Any) -> None:
+def test_429_without_retry_after_waits_out_the_window_until_the_budget_is_spent(
+    make_hook: Any, odc_emulator: Any
+) -> None:
+    """ODC sends no Retry-After: each wait is the one-minute window plus up to 20 % jitter, and 429s are
+    retried (beyond max_retries) until one more wait would pass rate_limit_wait (300 s)."""
     hook = make_hook(max_retries=2)
     odc_emulator.add_fault(target="api", status=429, count=10)
     with pytest.raises(OdcApiError) as caught:
         hook.request("GET", ENVIRONMENTS)
     assert caught.value.status == 429 and "rate limit" in str(caught.value)
-    assert len(make_hook.sleeps) == 2 and all(0 <= s <= 30 for s in make_hook.sleeps)
-    assert odc_emulator.stats()["api_calls_total"] == 3
+    assert "up to 300 s" in str(caught.value) and "rate_limit_wait_seconds" in str(caught.value)
+    sleeps = make_hook.sleeps
+    assert len(sleeps) == 4 and all(60 <= s <= 72 for s in sleeps) and sum(sleeps) <= 300, sleeps
+    assert len(set(sleeps)) == 4, "jittered: a fleet must not come back in lockstep"
+    assert odc_emulator.stats()["api_calls_total"] == 5
+
+
+def test_429_from_the_documented_limit_is_waited_out(make_hook: Any, odc_emulator: Any) -> None:
+    """The emulator's real limit (no fault): the 101st GET in a minute waits one window and then succeeds."""
+    policy = make_hook(rate_limit_wait=100).retry_policy
+    odc_emulator.configure(domain_limit_per_minute=3)
+    waited: list[float] = []
+
+    def advance(seconds: float) -> None:  # the wait passes on the emulator's clock
+        waited.append(seconds)
+        odc_emulator.advance(seconds)
+
+    hook = OdcHook("odc_default", retry_policy=dataclasses.replace(policy, sleep=advance))
+    for _ in range(4):
+        assert hook.request("GET", ENVIRONMENTS).status_code == 200
+    assert len(waited) == 1 and 60 <= waited[0] <= 72
+    stats = odc_emulator.stats()
+    assert stats["rate_limited"] == 1 and stats["api_calls_total"] == 5
 
 
 def test_5xx_is_retried_for_get(make_hook: Any, odc_emulator: Any) -> None:
