@@ -187,12 +187,14 @@ def _refuse_ambiguous_authority(authority: str) -> None:
 
 
 def _refuse_unless_idna(host: str) -> None:
-    lowered = host.lower()
+    """A non-ASCII host must be IDNA 2008 as written (no mapping): U+212A KELVIN SIGN, which lower-cases
+    to ``k``, or fullwidth letters are refused, not quietly turned into another name."""
+    written = "".join(char.lower() if char.isascii() else char for char in host)
     try:
-        round_trip = idna.decode(idna.encode(lowered, uts46=False))
+        round_trip = idna.decode(idna.encode(written, uts46=False))
     except (idna.IDNAError, UnicodeError):
         raise UrlRefused("its non-ASCII host is not a valid internationalised domain name (IDNA)") from None
-    if round_trip != lowered:
+    if round_trip != written:
         raise UrlRefused("its non-ASCII host does not round-trip through IDNA")
 
 
