@@ -457,10 +457,11 @@ def test_discovery_token_endpoint_sweep_async(
     urls = hostile(ABSOLUTE_SHAPES, portal, listener.address, odc_emulator.state.token_path)
 
     async def sweep() -> tuple[int, int]:
+        """One hook: no variant yields a token, so each call runs discovery again (counted below)."""
         refused = sent = 0
-        for token_endpoint in urls:
-            odc_emulator.configure(discovery={"mode": "override", "document": {"token_endpoint": token_endpoint}})
-            async with OdcAsyncHook(retry_policy=RetryPolicy(sleep=lambda seconds: None)) as hook:
+        async with OdcAsyncHook(retry_policy=RetryPolicy(sleep=lambda seconds: None)) as hook:
+            for token_endpoint in urls:
+                odc_emulator.configure(discovery={"mode": "override", "document": {"token_endpoint": token_endpoint}})
                 try:
                     await hook.get(ENVIRONMENTS)
                 except OdcTokenEndpointRefusedError:
@@ -468,7 +469,7 @@ def test_discovery_token_endpoint_sweep_async(
                     continue
                 except OdcError:
                     pass
-            sent += 1
+                sent += 1
         return refused, sent
 
     refused, sent = asyncio.run(sweep())
