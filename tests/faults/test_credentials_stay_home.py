@@ -39,6 +39,7 @@ from airflow_provider_odc.exceptions import (
 from airflow_provider_odc.hooks.odc import OdcHook, envelope_codec_for
 from airflow_provider_odc.hooks.odc_async import OdcAsyncHook
 from airflow_provider_odc.retries import RetryPolicy
+from airflow_provider_odc.triggers.odc import OdcOperationTrigger
 
 from ._servers import (
     OTHER_NAME,
@@ -283,7 +284,7 @@ def listener() -> Iterator[CountingListener]:
     """The other loopback port: it must see no connection at all, across every test of this module."""
     with CountingListener() as other:
         yield other
-    assert other.connections == 0, other.received[:500]
+    assert other.connections == 0, other.received.split(b"\r\n", 1)[0]  # the request line, not its token
 
 
 def hostile(shapes: tuple[str, ...], portal: str, other: str, path: str) -> list[str]:
@@ -478,3 +479,25 @@ def test_discovery_token_endpoint_sweep_async(
     assert listener.connections == 0
     assert stats["discovery_requests"] == len(urls) and refused + sent == len(urls)
     assert refused > 0 and sent > 0  # the few that stay on the portal (a '/', '?' or '#' ends its authority)
+
+
+def test_trigger_with_a_hostile_operation_key(
+    make_hook: HookFactory, odc_emulator: Any, listener: CountingListener, matrix: Matrix
+) -> None:
+    """A trigger's operation key lands in the status path: one that makes the URL ambiguous is refused
+    by the same gate, and the event says so without a secret (events are stored unmasked)."""
+    make_hook.connection()
+    key = f"\\@{listener.address}/x"
+    trigger = OdcOperationTrigger(odc_conn_id="odc_default", kind="build", operation_key=key, end_time=time.time() + 30)
+
+    async def first_event() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    event = asyncio.run(first_event())
+    stats = odc_emulator.stats()
+    matrix.record(f"{event['status']}: {event['message'][:60]}...", stats)
+    assert event["status"] == "error" and "refused the endpoint" in event["message"]
+    assert odc_emulator.client_secret not in json.dumps(event)
+    assert (stats["token_requests"], stats["api_calls_total"], listener.connections) == (0, 0, 0)
