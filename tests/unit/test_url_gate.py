@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,6 +22,8 @@ import requests
 from urllib3.util import parse_url
 
 from airflow_provider_odc.auth.urls import UrlRefused, display_url, endpoint_url, on_origin, origin_of
+from airflow_provider_odc.exceptions import OdcConfigError
+from airflow_provider_odc.settings import OdcConnectionSettings
 
 ORIGIN = "https://acme.outsystems.dev:8443"
 WANTED = ("https", "acme.outsystems.dev", 8443)
@@ -275,3 +279,43 @@ def test_display_hides_passwords_queries_and_secrets_and_shows_lookalikes() -> N
     assert display_url("https://acme.outsystems.dev/s3cr3t/x", ["s3cr3t"]) == "'https://acme.outsystems.dev/***/x'"
     assert "\\uff0f" in display_url("https://acme.outsystems.dev\uff0fevil")
     assert len(display_url("https://acme.outsystems.dev/" + "a" * 1000)) <= 200
+
+
+@dataclass
+class Conn:
+    host: str | None
+    port: int | None = None
+    conn_id: str = "odc_test"
+    login: str | None = "client-id"
+    password: str | None = "s3cr3t+/=&"
+    extra_dejson: dict[str, Any] = field(default_factory=dict)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "words"),
+    [
+        ("https://evil.example\\@acme.outsystems.dev", None, "backslash"),
+        ("evil.example\\@acme.outsystems.dev", None, "backslash"),
+        ("user:pw@acme.outsystems.dev", None, "userinfo"),
+        ("acme.outsystems.dev\uff0fevil.example", None, "look-alike"),
+        ("acme\u3002outsystems.dev", None, "look-alike"),
+        ("acme.outsystems\t.dev", 8443, "whitespace"),
+        ("\u212acme.outsystems.dev", None, "IDNA"),
+        ("acme.outsystems.dev%2F", None, "percent-encoding"),
+        ("acme.outsystems.dev", -1, "port is not a number"),
+    ],
+)
+def test_the_connection_origin_is_judged_by_the_same_gate(host: str, port: int | None, words: str) -> None:
+    with pytest.raises(OdcConfigError) as caught:
+        OdcConnectionSettings.from_connection(Conn(host=host, port=port))
+    message = str(caught.value)
+    assert message.startswith("ODC connection 'odc_test': Portal domain (host)") or message.startswith(
+        "ODC connection 'odc_test': Port"
+    )
+    assert words in message and "s3cr3t" not in message
+
+
+def test_a_non_ascii_portal_domain_becomes_the_name_the_transports_connect_to() -> None:
+    settings = OdcConnectionSettings.from_connection(Conn(host="b\u00fccher.example"))
+    assert settings.origin == "https://xn--bcher-kva.example"
+    assert endpoint_url("/api/x", settings.origin) == "https://xn--bcher-kva.example/api/x"
