@@ -33,6 +33,20 @@ class OdcAuthError(OdcError):
         self.retryable = retryable
 
 
+class OdcUrlRefusedError(OdcConfigError):
+    """A URL that would carry the access token or the client secret was refused before anything was sent:
+    it is not on the connection's own origin, or it is spelled so that URL parsers disagree about its host
+    (see ``airflow_provider_odc.auth.urls``)."""
+
+
+class OdcTokenEndpointRefusedError(OdcUrlRefusedError, OdcAuthError):
+    """The token endpoint (from discovery or from the token cache) was refused; no credentials were sent.
+
+    Also an ``OdcAuthError``: a refresh refused this way falls back to a still-valid token and makes the
+    next one rediscover, like any other failed refresh.
+    """
+
+
 class OdcApiError(OdcError):
     """An ODC API call answered with an error status (RFC 7807 ProblemDetails fields kept)."""
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from airflow_provider_odc.auth import urls
 from airflow_provider_odc.exceptions import OdcConfigError
 
 CacheMode = Literal["variable", "memory", "off"]
@@ -52,16 +53,12 @@ def is_loopback_host(hostname: str) -> bool:
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a URL, lower-cased, default ports dropped."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    if port is None or (scheme, port) in (("https", 443), ("http", 80)):
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
+    """``scheme://host[:port]`` of a URL, lower-cased, default ports dropped, as requests and httpx connect.
+
+    Judged by the URL gate (``auth/urls.py``): a ValueError (``UrlRefused``) when the URL is ambiguous,
+    i.e. when URL parsers would disagree about its host.
+    """
+    return urls.origin_of(url)
 
 
 @dataclass(frozen=True)
@@ -131,29 +128,35 @@ class _Problems:
 
 
 def _parse_origin(host: str | None, port: int | None, problem: _Problems) -> str:
+    """The connection's origin, judged by the same URL gate as every URL that carries the token."""
     raw = (host or "").strip()
     if not raw:
         raise problem("Portal domain (host) is empty. Set it to your ODC portal domain, e.g. acme.outsystems.dev.")
     url = raw if "://" in raw else f"https://{raw}"
     try:
-        parts = urlsplit(url)
-        parsed_port = parts.port
-    except ValueError:
-        raise problem(f"Portal domain (host) {raw!r} is not a valid domain or URL.") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise problem(f"Portal domain (host) {raw!r} is not a valid domain or URL.")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        origin = urls.judge(url)
+    except urls.UrlRefused as refused:
+        raise problem(
+            f"Portal domain (host) {urls.display_url(raw)} is not a valid domain or URL: {refused}."
+        ) from None
+    parts = urlsplit(url)  # unambiguous now: every parser agrees on it
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise problem(
             f"Portal domain (host) {raw!r} has a path or query; give the portal domain only, e.g. acme.outsystems.dev."
         )
-    if parsed_port is None and port:
-        url = f"{parts.scheme}://{parts.netloc}:{port}"
-    if parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname):
+    if parts.port is None and port:
+        try:
+            origin = urls.judge(f"{origin.scheme}://{origin.host}:{port}")
+        except urls.UrlRefused as refused:
+            raise problem(
+                f"Port {port!r} with Portal domain (host) {raw!r} is not a valid origin: {refused}."
+            ) from None
+    if origin.scheme == "http" and not is_loopback_host(origin.host):
         raise problem(
             f"Portal domain (host) {raw!r} uses plain http. ODC requires https; plain http is allowed only "
             "for a loopback address (the local ODC emulator)."
         )
-    return origin_of(url)
+    return str(origin)
 
 
 def _extras(conn: ConnectionLike, problem: _Problems) -> dict[str, Any]:

@@ -1,20 +1,23 @@
 """Find the token endpoint through ODC's OIDC discovery document, and refuse one we must not trust.
 
 The token endpoint receives the client secret, so it must be on the portal's own origin and use https
-(plain http only when the portal itself is a loopback address, i.e. the local emulator). A document
+(plain http only when the portal itself is a loopback address, i.e. the local emulator), judged by the
+URL gate (``auth/urls.py``) the way requests and httpx will connect. A document
 that is not JSON or lacks ``token_endpoint`` is refused before any credential is sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import requests
 
 from airflow_provider_odc.auth.transport import send
-from airflow_provider_odc.exceptions import OdcAuthError
+from airflow_provider_odc.auth.urls import UrlRefused, display_url, on_origin
+from airflow_provider_odc.exceptions import OdcAuthError, OdcTokenEndpointRefusedError
 from airflow_provider_odc.retries import RetryPolicy
-from airflow_provider_odc.settings import is_loopback_host, origin_of
+from airflow_provider_odc.settings import is_loopback_host
 
 DISCOVERY_PATH = "/identity/.well-known/openid-configuration"
 
@@ -63,19 +66,29 @@ def fetch_token_endpoint(
     return validate_token_endpoint(document["token_endpoint"], origin, conn_id=conn_id)
 
 
-def validate_token_endpoint(token_endpoint: str, origin: str, *, conn_id: str) -> str:
-    """Return ``token_endpoint`` if it is on ``origin`` (and https unless loopback); else refuse it."""
+def validate_token_endpoint(
+    token_endpoint: str, origin: str, *, conn_id: str, source: str = "discovery", secrets: Iterable[str | None] = ()
+) -> str:
+    """Return ``token_endpoint`` if every transport would send it to ``origin`` (https unless loopback).
+
+    Otherwise raise OdcTokenEndpointRefusedError naming the connection, the URL (quoted safely) and
+    ``source`` (where the endpoint came from); the client secret goes nowhere.
+    """
+    prefix = (
+        f"ODC connection '{conn_id}': refused the token endpoint {display_url(token_endpoint, secrets)} from {source}"
+    )
     try:
         parts = urlsplit(token_endpoint)
-        endpoint_origin = origin_of(token_endpoint)
-    except ValueError:
-        endpoint_origin, parts = "", urlsplit("")
-    prefix = f"ODC connection '{conn_id}': refused the token endpoint {token_endpoint!r} from discovery"
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
-        raise OdcAuthError(f"{prefix}: it is not https. No credentials were sent.")
-    if endpoint_origin != origin:
-        raise OdcAuthError(
-            f"{prefix}: it is not on the portal's origin {origin}. No credentials were sent; check the "
-            "Portal domain (host) of the connection."
-        )
+        scheme, hostname = parts.scheme, parts.hostname or ""
+    except (TypeError, ValueError):
+        scheme = hostname = ""
+    if scheme != "https" and not (scheme == "http" and is_loopback_host(hostname)):
+        raise OdcTokenEndpointRefusedError(f"{prefix}: it is not https. No credentials were sent.")
+    try:
+        on_origin(token_endpoint, origin)
+    except UrlRefused as refused:
+        raise OdcTokenEndpointRefusedError(
+            f"{prefix}: it is not on the portal's origin {origin} ({refused}). No credentials were sent; check "
+            "the Portal domain (host) of the connection."
+        ) from None
     return token_endpoint

@@ -23,12 +23,13 @@ from airflow_provider_odc import __version__
 from airflow_provider_odc.auth.client_credentials import exchange_client_credentials
 from airflow_provider_odc.auth.discovery import fetch_token_endpoint, validate_token_endpoint
 from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.auth.urls import UrlRefused, display_url, endpoint_url
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
 from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
 from airflow_provider_odc.cache.stores import VariableTokenStore, variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
-from airflow_provider_odc.exceptions import OdcApiError, OdcError
+from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError, OdcUrlRefusedError
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
 from airflow_provider_odc.retries import IDEMPOTENT_METHODS, RetryPolicy
 from airflow_provider_odc.settings import ConnectionLike, OdcConnectionSettings, origin_of
@@ -173,14 +174,31 @@ class OdcHook(BaseHook):
         return self.token_cache.get(self._fetch_token, reject=reject)
 
     def _fetch_token(self, known_token_endpoint: str | None) -> CachedToken:
-        """Discovery (skipped when the token endpoint is known) and the client-credentials exchange."""
-        settings = self.settings
+        """Discovery (skipped when the token endpoint is known) and the client-credentials exchange.
+
+        A known endpoint (the token cache's, maybe read from the Variable) that the URL gate refuses is
+        dropped for a fresh discovery: an envelope sealed before the gate existed may hold a bad one.
+        """
+        token_endpoint = None
         if known_token_endpoint:
-            token_endpoint = validate_token_endpoint(known_token_endpoint, settings.origin, conn_id=settings.conn_id)
-        else:
-            token_endpoint = self._discover()
+            try:
+                token_endpoint = self._gate_token_endpoint(known_token_endpoint, source="the token cache")
+            except OdcTokenEndpointRefusedError as refused:
+                self.log.warning("%s Discovering the token endpoint again.", refused)
+        token_endpoint = token_endpoint or self._discover()
         token = self._exchange(token_endpoint)
         return CachedToken(token=token, token_endpoint=token_endpoint)
+
+    def _gate_token_endpoint(self, token_endpoint: str, *, source: str) -> str:
+        """The token endpoint if the URL gate puts it on the connection's origin; the secret goes nowhere else."""
+        settings = self.settings
+        return validate_token_endpoint(
+            token_endpoint,
+            settings.origin,
+            conn_id=settings.conn_id,
+            source=source,
+            secrets=(settings.client_secret, settings.cache_secret),
+        )
 
     def _discover(self) -> str:
         settings = self.settings
@@ -197,7 +215,7 @@ class OdcHook(BaseHook):
         settings = self.settings
         token = exchange_client_credentials(
             self.session,
-            token_endpoint,
+            self._gate_token_endpoint(token_endpoint, source="the token request"),  # the secret's last gate
             client_id=settings.client_id,
             client_secret=settings.client_secret,
             conn_id=settings.conn_id,
@@ -223,7 +241,8 @@ class OdcHook(BaseHook):
         """Send one ODC API call and return its successful response; raise OdcApiError otherwise.
 
         :param endpoint: a path as ODC documents it (``/api/asset-repository/v1/assets``), or an
-            absolute URL on the connection's own origin; the token goes nowhere else.
+            absolute URL on the connection's own origin; the token goes nowhere else. Anything the URL
+            gate (``auth/urls.py``) finds ambiguous, or on another origin, is an ``OdcUrlRefusedError``.
         """
         method = method.upper()
         url = self._url_for(endpoint)
@@ -337,15 +356,16 @@ class OdcHook(BaseHook):
         return lines + error_messages(items, severity_field=kind.severity_field)
 
     def _url_for(self, endpoint: str) -> str:
-        origin = self.settings.origin
-        if "://" in endpoint:
-            if origin_of(endpoint) != origin:
-                raise OdcError(
-                    f"ODC connection '{self.odc_conn_id}': refusing to call {origin_of(endpoint)}; the access "
-                    f"token is only ever sent to the connection's own origin {origin}."
-                )
-            return endpoint
-        return origin + ("" if endpoint.startswith("/") else "/") + endpoint
+        """The URL to send ``endpoint`` to, passed by the URL gate (sync and async calls alike)."""
+        settings = self.settings
+        try:
+            return endpoint_url(endpoint, settings.origin)
+        except UrlRefused as refused:
+            shown = display_url(endpoint, (settings.client_secret, settings.cache_secret))
+            raise OdcUrlRefusedError(
+                f"ODC connection '{self.odc_conn_id}': refused the endpoint {shown}: {refused}; the access token "
+                f"is only ever sent to the connection's own origin {settings.origin}. Nothing was sent."
+            ) from None
 
     def _send(
         self,
@@ -402,7 +422,7 @@ class OdcHook(BaseHook):
         problem = _problem_details(response)
         message = f"ODC connection '{self.odc_conn_id}': {method} {path} failed with HTTP {status}"
         if 300 <= status < 400:
-            location = origin_of(response.headers.get("Location", "")) or "an unknown location"
+            location = _origin_or_none(response.headers.get("Location", "")) or "an unknown location"
             message += f": a redirect to {location}, which is not followed."
         else:
             for label, key in (("", "title"), (" - ", "detail")):
@@ -489,6 +509,14 @@ def json_body(response: requests.Response | httpx.Response, method: str, path: s
             path=path,
             status=response.status_code,
         ) from None
+
+
+def _origin_or_none(url: str) -> str | None:
+    """The origin of a URL for a message; None when it is empty or ambiguous."""
+    try:
+        return origin_of(url)
+    except ValueError:
+        return None
 
 
 def _problem_details(response: requests.Response) -> dict[str, Any]:

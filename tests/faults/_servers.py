@@ -11,6 +11,7 @@ here from the emulator's public pieces (``create_app`` and ``EmulatorState``) se
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import socket
@@ -223,3 +224,52 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class CountingListener:
+    """'Another host' at its most basic: a TCP listener on its own loopback port that counts every
+    connection (and the bytes sent on it), answers 404 and closes. Zero connections means nothing, not
+    even a TLS hello or a half-sent request, left for it."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.received = b""
+        self._lock = threading.Lock()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(64)
+        self.port: int = self._socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:  # closed by stop()
+                return
+            with conn:
+                conn.settimeout(2)
+                with self._lock:
+                    self.connections += 1
+                try:
+                    data = conn.recv(65536)
+                    with self._lock:
+                        self.received += data
+                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    def __enter__(self) -> CountingListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._socket.close()
+        self._thread.join(5)
