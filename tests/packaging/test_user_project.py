@@ -1,7 +1,8 @@
 """The README's offline-testing recipe, run verbatim in a user's own project with the built wheel installed.
 
 The project's files are the code blocks of the README section "Test your own DAGs offline", each one
-starting with a ``# <path>`` comment; nothing is added to them. The run happens in the fresh virtual
+starting with a ``# <path>`` comment; nothing is added to them (``readme_project.py``; the oldest-Airflow
+script runs the same project on Airflow 3.0.6). The run happens in the fresh virtual
 environment of ``wheel_env`` (the provider only from the wheel), from the project's folder, with an
 ``AIRFLOW_HOME`` of its own that the recipe must leave untouched.
 """
@@ -14,23 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, WheelEnv
+from .conftest import WheelEnv
+from .readme_project import readme_project, write_project
 
 pytestmark = pytest.mark.packaging
 
-SECTION = "## Test your own DAGs offline"
 PROJECT_FILES = {"pyproject.toml", "dags/my_dag.py", "tests/test_my_dag.py"}
-
-
-def readme_project() -> dict[str, str]:
-    """``{path: text}`` of the section's code blocks that start with a ``# <path>`` line."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    start = readme.index(SECTION)
-    section = readme[start : readme.index("\n## ", start + len(SECTION))]
-    blocks = re.findall(r"^```[a-z]*\n# ([\w./-]+)\n(.*?)^```$", section, re.M | re.S)
-    files = {path: f"# {path}\n{body}" for path, body in blocks}
-    assert len(files) == len(blocks), f"a path appears twice: {[path for path, _ in blocks]}"
-    return files
 
 
 def test_readme_shows_the_whole_project() -> None:
@@ -39,9 +29,7 @@ def test_readme_shows_the_whole_project() -> None:
 
 def test_readme_recipe_runs_in_a_users_project(wheel_env: WheelEnv, tmp_path: Path) -> None:
     project = tmp_path / "my-project"
-    for path, text in readme_project().items():
-        (project / path).parent.mkdir(parents=True, exist_ok=True)
-        (project / path).write_text(text, encoding="utf-8")
+    write_project(project)
     users_airflow_home = tmp_path / "users-real-airflow-home"
     users_airflow_home.mkdir()
     env = {**wheel_env.env, "AIRFLOW_HOME": str(users_airflow_home)}
