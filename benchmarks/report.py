@@ -202,7 +202,8 @@ def _load_text(load: str) -> str:
     """``alone``, or ``beside`` and the overlapping sections' names."""
     if load == ALONE:
         return load
-    return "beside " + " and ".join(SECTION_NAMES.get(s, s) for s in load.removeprefix("beside ").split(", "))
+    names = [SECTION_NAMES.get(s, s) for s in load.removeprefix("beside ").split(", ")]
+    return "beside " + (", ".join(names[:-1]) + " and " if len(names) > 1 else "") + names[-1]
 
 
 def _value(fmt: str, value: Any) -> str:
