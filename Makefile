@@ -24,9 +24,10 @@ browser-deps: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# PYTEST_ARGS: extra pytest arguments (.ci/run passes --junitxml to count the skips).
 test: lint
 	$(BIN)/python -m mypy --strict airflow_provider_odc
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The unit, hook and dag.test() suites on the oldest supported Airflow, in a throwaway venv.
 test-oldest:

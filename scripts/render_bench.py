@@ -1,7 +1,7 @@
 """Write the benchmark tables into README.md from benchmarks/results.json (``make bench-readme``).
 
-    python scripts/render_bench.py            # rewrite the README's block between the bench markers
-    python scripts/render_bench.py --check    # exit 1, with a diff, when the README disagrees with the file
+python scripts/render_bench.py            # rewrite the README's block between the bench markers
+python scripts/render_bench.py --check    # exit 1, with a diff, when the README disagrees with the file
 """
 
 from __future__ import annotations
