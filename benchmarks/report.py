@@ -34,7 +34,7 @@ SECTION_NAMES = {
     "first_call": "the first-call timings",
     "sequential_memory_cache": "the sequential tasks (memory cache)",
     "defer_resume": "the defer/resume cycle",
-    "slot_waits": "the 10-minute waits",
+    "slot_waits": "the deployment waits",
 }
 
 Row = tuple[str, str, str, str]  # figure key, label, value format, goal
@@ -106,6 +106,7 @@ def new_results(source: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         "machine": machine(),
         "settings": dict(settings),
         "wall_seconds": None,
+        "load_average_1m": {"start": _load_average(), "end": None},  # other work on the machine, not ours only
         "sections": {},
     }
 
@@ -132,6 +133,16 @@ def machine() -> dict[str, Any]:
         "airflow": _version("apache-airflow"),
         "platform": platform.platform(),
     }
+
+
+def finish(results: dict[str, Any], wall_seconds: float) -> None:
+    """Close a run: its wall time and the machine's load average at the end."""
+    results["wall_seconds"] = round(wall_seconds)
+    results["load_average_1m"]["end"] = _load_average()
+
+
+def _load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def _version(distribution: str) -> str | None:
@@ -170,11 +181,17 @@ def _provenance(results: Mapping[str, Any]) -> str:
     dirty = " with uncommitted changes" if results.get("uncommitted_changes") else ""
     wall = results.get("wall_seconds")
     took = f"; the run took {wall // 60:.0f} min {wall % 60:.0f} s" if wall is not None else ""
+    load = results.get("load_average_1m") or {}
+    loaded = (
+        f" (1-minute load average {_known(load.get('start'))} at the start, {_known(load.get('end'))} at the end)"
+        if load
+        else ""
+    )
     return (
         f"Source: {results['source']}; {results['date']}, commit {commit[:12]}{dirty}; "
-        f"{_known(m.get('cores'))} cores, {_known(m.get('memory_gib'))} GiB, Python {_known(m.get('python'))}, "
-        f"Airflow {_known(m.get('airflow'))}{took}. The last column says whether a figure was measured alone "
-        "or while another section ran."
+        f"{_known(m.get('cores'))} cores{loaded}, {_known(m.get('memory_gib'))} GiB, "
+        f"Python {_known(m.get('python'))}, Airflow {_known(m.get('airflow'))}{took}. The last column says whether "
+        "a figure was measured alone or while another section of the run ran."
     )
 
 
@@ -186,7 +203,11 @@ def _section_rows(name: str, section: Mapping[str, Any]) -> list[str]:
     rows = []
     known = ROWS.get(name, [])
     for key, label, fmt, goal in known:
-        rows.append(_row(label.format(**section), _value(fmt, section.get(key)), goal, section["load"]))
+        try:
+            text = label.format(**section)
+        except KeyError as error:
+            raise ValueError(f"section {name!r} lacks {error}, which the label {label!r} needs") from None
+        rows.append(_row(text, _value(fmt, section.get(key)), goal, section["load"]))
     named = {key for key, *_ in known}
     for key, value in section.items():  # a figure no row names still shows
         if key not in named and key != "load" and key not in PARAMETERS:

@@ -59,7 +59,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import ALONE, RESULTS, add_section, beside, new_results, render, unmet_goals  # noqa: E402
+from benchmarks.report import ALONE, RESULTS, add_section, beside, finish, new_results, render, unmet_goals  # noqa: E402
 from tests.integration.stack import AirflowStack  # noqa: E402
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
-    results["wall_seconds"] = round(time.monotonic() - started)
+    finish(results, time.monotonic() - started)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(render(results))
     print(f"Results written to {args.output}; `make bench-readme` puts them in README.md.")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.report import ALONE, BEGIN, END, README, RESULTS, add_section, beside, new_results, render
+from benchmarks.report import ALONE, BEGIN, END, README, RESULTS, add_section, beside, finish, new_results, render
 
 RENDER = [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "render_bench.py")]
 
@@ -70,7 +70,7 @@ def test_every_figure_of_every_section_is_rendered() -> None:
     add_section(results, "rate_limits", {"wall_s": 181.25, "floor_s": 180}, load=beside("slot_waits"))
     text = render(results)
     assert "| first_call: `brand_new_ms` | 12345.5 |" in text
-    assert "| rate_limits: `wall_s` | 181.25 |  | beside the 10-minute waits |" in text
+    assert "| rate_limits: `wall_s` | 181.25 |  | beside the deployment waits |" in text
     assert "| rate_limits: `floor_s` | 180 |" in text
 
 
@@ -78,8 +78,17 @@ def test_a_new_results_file_records_the_machine_and_refuses_an_unknown_load() ->
     results = new_results("test", {"deploy_seconds": 1})
     assert results["machine"]["cores"] and results["machine"]["python"] and results["machine"]["airflow"]
     assert results["commit"] and len(results["commit"]) == 40
-    add_section(results, "paging", {"requests": 10}, load=ALONE)
+    add_section(results, "paging", {"assets": 500, "page_size": 50, "requests": 10}, load=ALONE)
     with pytest.raises(ValueError, match="recorded twice"):
         add_section(results, "paging", {}, load=ALONE)
     with pytest.raises(ValueError, match="load must be"):
         add_section(results, "per_call_cost", {}, load="busy")
+    finish(results, 61.4)
+    assert results["wall_seconds"] == 61 and results["load_average_1m"]["end"] is not None
+    text = render(json.loads(json.dumps(results)))  # what a results file written by run.py renders to
+    assert "the run took 1 min 1 s" in text
+    assert "| paging 500 assets, page size 50: API requests | 10 | 10 | alone |" in text  # labels from the section
+    assert "| paging 500 assets: wall time | n/a |" in text  # a figure the run did not record shows as such
+    results["sections"]["paging"].pop("assets")
+    with pytest.raises(ValueError, match="section 'paging' lacks 'assets'"):
+        render(results)
