@@ -1,4 +1,12 @@
-"""``make bench``: the provider's cost and token economy, measured side by side in one run.
+"""``make bench``: the provider's cost and token economy, measured in one run.
+
+Each section is a function that returns a dict of figures; ``add_section(results, name, figures, load=...)``
+records it with the load it was measured under (``ALONE``, or ``beside(...)`` the sections that ran at the
+same time), and the run writes everything, with the commit, the machine and the date, to
+``benchmarks/results.json`` (``--output`` for another file). ``benchmarks/report.py`` renders that file: the
+same tables are printed here and written into the README by ``make bench-readme``. Order: 1 and 2 alone;
+on the scheduler 3 (Variable cache) and 4 alone; then 6 starts, and 3 (memory cache) and 5, which only count
+token exchanges, run during its wait.
 
 1. Per-call cost of ``OdcHook.request`` with a warm token against a bare ``requests.Session`` call
    with a fixed token, interleaved in rounds against the same emulator (a separate process, so the
@@ -17,8 +25,8 @@
    (``OdcDeployOperator(deferrable=False)`` polls in its worker), deferrable (the triggerer waits) and
    ``OdcOperationSensor(mode="reschedule")`` after a task that only starts the deployment. A second
    emulator, whose deployments really take ``ODC_BENCH_DEPLOY_SECONDS`` (default 600; shorten it only
-   while developing), serves them; the three waits run side by side in one DAG run, triggered before
-   sections 3-5 so that those run during the 10 minutes. A thread polls the run's task instances over
+   while developing), serves them; the three waits run side by side in one DAG run, triggered after
+   the timed sections, so that nothing timed runs during the 10 minutes. A thread polls the run's task instances over
    REST every 0.25 s and integrates the time each spends in ``running`` and ``queued`` (a queued task
    holds a LocalExecutor slot too); ``deferred``, ``up_for_reschedule`` and ``scheduled`` hold none.
    Also per wait: its wall time (from the first task leaving ``scheduled`` to the last one ending); from
@@ -32,6 +40,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -51,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.rate_limits import rate_limit_burst  # noqa: E402
+from benchmarks.report import ALONE, RESULTS, add_section, beside, finish, new_results, render, unmet_goals  # noqa: E402
 from tests.integration.stack import AirflowStack  # noqa: E402
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
@@ -67,13 +77,10 @@ SAMPLE_EVERY = 0.25
 SLOT_STATES = ("running", "queued")
 TERMINAL_TI_STATES = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
 DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
-WAITS = {  # name -> (row label, its tasks in odc_bench_slot_wait: the first one starts the deployment)
-    "poke": ("poke: OdcDeployOperator(deferrable=False)", ("deploy_poke",)),
-    "deferrable": ("deferrable: OdcDeployOperator(deferrable=True)", ("deploy_deferrable",)),
-    "reschedule": (
-        'reschedule: start task + OdcOperationSensor(mode="reschedule")',
-        ("start_deploy", "wait_reschedule"),
-    ),
+WAITS = {  # name -> its tasks in odc_bench_slot_wait (the first one starts the deployment)
+    "poke": ("deploy_poke",),
+    "deferrable": ("deploy_deferrable",),
+    "reschedule": ("start_deploy", "wait_reschedule"),
 }
 
 
@@ -108,7 +115,8 @@ def connection(emulator: dict[str, Any], **extra: Any) -> str:
     )
 
 
-def per_call_cost(emulator: dict[str, Any]) -> dict[str, float]:
+def per_call_cost(emulator: dict[str, Any]) -> dict[str, Any]:
+    """Section 1: ``OdcHook.request`` against a bare ``requests.Session`` call, in interleaved rounds."""
     os.environ["AIRFLOW_CONN_ODC_BENCH"] = connection(emulator, cache_mode="memory")
     from airflow_provider_odc.hooks.odc import OdcHook
 
@@ -140,11 +148,12 @@ def per_call_cost(emulator: dict[str, Any]) -> dict[str, float]:
     # The ratio is the median of the rounds' own ratios: each pair ran back to back, so a slow spell of the
     # shared 2-core machine weighs on both sides of a pair instead of on one side of the medians.
     ratio = statistics.median(hook / bare for hook, bare in zip(timings["hook"], timings["bare"], strict=True))
-    return {"hook_us": hook_us, "bare_us": bare_us, "ratio": ratio}
+    figures = {"hook_us": hook_us, "bare_us": bare_us, "ratio": ratio}
+    return {"rounds": ROUNDS, "calls_per_round": CALLS_PER_ROUND, **figures}
 
 
-def paging(emulator: dict[str, Any]) -> dict[str, float]:
-    """Page every asset with a fresh hook after a counter reset: requests, connections and time."""
+def paging(emulator: dict[str, Any]) -> dict[str, Any]:
+    """Section 2: page every asset with a fresh hook after a counter reset: requests, connections and time."""
     control(emulator, "reset")
     os.environ["AIRFLOW_CONN_ODC_BENCH_PAGING"] = connection(emulator, cache_mode="memory")
     from airflow_provider_odc.hooks.odc import OdcHook
@@ -157,6 +166,8 @@ def paging(emulator: dict[str, Any]) -> dict[str, float]:
     if items != PAGED_ASSETS:
         raise SystemExit(f"paginate returned {items} assets, expected {PAGED_ASSETS}")
     return {
+        "assets": PAGED_ASSETS,
+        "page_size": PAGE_SIZE,
         "requests": stats["api_calls"].get(f"GET {ASSETS}", 0),
         "connections": stats["connections"],
         "all_requests": stats["api_calls_total"] + stats["token_requests"] + stats["discovery_requests"],
@@ -257,11 +268,9 @@ def seen_late(requests_seen: list[dict[str, Any]], asset_key: str, status_path: 
 
 def slot_figures(
     stack: AirflowStack, slow: dict[str, Any], sampler: SlotSampler, conf: dict[str, str]
-) -> dict[str, dict[str, float]]:
-    """Wait for the three waits to end; per wait: slot seconds, of which queued, wall time and status polls.
-
-    ``"all"`` holds what the section shares: the mean sampling period and the slow emulator's token exchanges.
-    """
+) -> dict[str, Any]:
+    """Section 6: wait for the three waits to end. Per wait (``waits``): slot seconds, of which queued, wall time,
+    status polls; for the section: the mean sampling period and the slow emulator's token exchanges."""
     sampler.join()
     if sampler.error is not None:
         raise SystemExit(f"sampling {SLOT_DAG} failed: {sampler.error!r}\n{stack.explain(SLOT_DAG, sampler.run_id)}")
@@ -271,8 +280,8 @@ def slot_figures(
     requests_seen = control(slow, "requests", limit=1000)["requests"]
     if len(requests_seen) >= 1000:
         raise SystemExit("the slow emulator's request log is full: status polls would be undercounted")
-    figures = {}
-    for name, (_, tasks) in WAITS.items():
+    figures: dict[str, dict[str, float]] = {}
+    for name, tasks in WAITS.items():
         status_path = f"{DEPLOYMENTS}/{quote(operation_keys[tasks[0]], safe='')}"
         figures[name] = {
             "slot_s": sum(sampler.seconds[task][state] for task in tasks for state in SLOT_STATES),
@@ -284,146 +293,116 @@ def slot_figures(
             # one stretch in running; for the deferred one the whole wait, for the sensor its last poke only.
             "airflow_duration_s": sampler.durations[tasks[-1]] or 0.0,
         }
-    figures["all"] = {"period_s": sampler.period(), "token_exchanges": control(slow, "stats")["token_exchanges"]}
-    return figures
+    return {
+        "deploy_seconds": DEPLOY_SECONDS,
+        "period_s": sampler.period(),
+        "token_exchanges": control(slow, "stats")["token_exchanges"],
+        "waits": figures,
+    }
 
 
-def on_the_scheduler(
-    emulator: dict[str, Any], slow: dict[str, Any]
-) -> tuple[dict[str, int], dict[str, float], dict[str, dict[str, float]]]:
-    """Sections 3-6 on one stack: the slot waits start first, the others run while they wait."""
+def scheduler_sections(emulator: dict[str, Any], slow: dict[str, Any], results: dict[str, Any]) -> None:
+    """Sections 3-6 on one stack. The timed ones (3 with the Variable cache, 4) run alone first; then the slot
+    waits start, and the sections that only count token exchanges run while they wait."""
     env = {
         "AIRFLOW_CONN_ODC_DEFAULT": connection(emulator),
         "AIRFLOW_CONN_ODC_MEMORY_ONLY": connection(emulator, cache_mode="memory"),
         "AIRFLOW_CONN_ODC_SLOW": connection(slow),
     }
-    exchanges: dict[str, int] = {}
     with (
         tempfile.TemporaryDirectory(prefix="odc-bench-") as home,
         AirflowStack(Path(home), ROOT / "benchmarks" / "dags", env=env, parallelism=PARALLELISM) as stack,
     ):
-        sampler, slot_conf = start_slot_waits(stack, slow)
-        for conn_id in ("odc_default", "odc_memory_only"):
-            before = control(emulator, "stats")["token_exchanges"]
-            run = stack.run_dag("odc_bench_sequential", conf={"conn_id": conn_id})
-            if run["state"] != "success":
-                raise SystemExit(stack.explain("odc_bench_sequential", run["dag_run_id"]))
-            exchanges[conn_id] = control(emulator, "stats")["token_exchanges"] - before
+        exchanges = sequential_tasks(stack, emulator, "odc_default")
+        add_section(results, "sequential_variable_cache", exchanges, load=ALONE)
         # odc_default's token is in the Variable now: every first call below reads it, none exchanges.
-        before = control(emulator, "stats")["token_exchanges"]
-        run = stack.run_dag("odc_bench_first_call", conf={"conn_id": "odc_default"})
-        if run["state"] != "success":
-            raise SystemExit(stack.explain("odc_bench_first_call", run["dag_run_id"]))
-        exchanges["first_call"] = control(emulator, "stats")["token_exchanges"] - before
-        per_task = list(stack.xcom_values("odc_bench_first_call", run["dag_run_id"]).values())
-        # A defer/resume cycle with that warm token: the task, the triggerer and the resumed task reuse it.
-        from airflow_provider_odc.hooks.odc import OdcHook
+        add_section(results, "first_call", first_call(stack, emulator), load=ALONE)
 
-        query = {"assetTypes": "WebApplication", "limit": 1}
-        asset = OdcHook("odc_bench").request_json("GET", ASSETS, params=query)["results"][0]
-        before = control(emulator, "stats")["token_exchanges"]
-        run = stack.run_dag("odc_bench_defer", conf={"asset": asset["assetKey"]})
-        if run["state"] != "success":
-            raise SystemExit(stack.explain("odc_bench_defer", run["dag_run_id"]))
-        if "defer" not in stack.task_log("odc_bench_defer", run["dag_run_id"], "build").lower():
-            raise SystemExit("the build task did not defer")
-        exchanges["defer_resume"] = control(emulator, "stats")["token_exchanges"] - before
-        waits = slot_figures(stack, slow, sampler, slot_conf)
-    first_call = {name: statistics.median(task[name] for task in per_task) for name in per_task[0]}
-    return exchanges, first_call, waits
+        sampler, slot_conf = start_slot_waits(stack, slow)
+        waits_beside = ("sequential_memory_cache", "defer_resume")
+        exchanges = sequential_tasks(stack, emulator, "odc_memory_only")
+        add_section(results, "sequential_memory_cache", exchanges, load=beside("slot_waits"))
+        add_section(results, "defer_resume", defer_resume(stack, emulator), load=beside("slot_waits"))
+        add_section(results, "slot_waits", slot_figures(stack, slow, sampler, slot_conf), load=beside(*waits_beside))
 
 
-def main() -> int:
+def exchanges_during(
+    emulator: dict[str, Any], stack: AirflowStack, dag_id: str, conf: dict[str, Any]
+) -> tuple[int, str]:
+    """Run ``dag_id`` to success on the stack: the token exchanges the emulator counted meanwhile, the run id."""
+    before = control(emulator, "stats")["token_exchanges"]
+    run = stack.run_dag(dag_id, conf=conf)
+    if run["state"] != "success":
+        raise SystemExit(stack.explain(dag_id, run["dag_run_id"]))
+    return int(control(emulator, "stats")["token_exchanges"] - before), str(run["dag_run_id"])
+
+
+def sequential_tasks(stack: AirflowStack, emulator: dict[str, Any], conn_id: str) -> dict[str, Any]:
+    """Section 3: token exchanges of ``SEQUENTIAL_TASKS`` tasks in a row, each in its own process."""
+    exchanges, _ = exchanges_during(emulator, stack, "odc_bench_sequential", {"conn_id": conn_id})
+    return {"tasks": SEQUENTIAL_TASKS, "token_exchanges": exchanges}
+
+
+def first_call(stack: AirflowStack, emulator: dict[str, Any]) -> dict[str, Any]:
+    """Section 4: the first call of each task and its pieces (medians over the tasks), with a warm Variable."""
+    exchanges, run_id = exchanges_during(emulator, stack, "odc_bench_first_call", {"conn_id": "odc_default"})
+    per_task = list(stack.xcom_values("odc_bench_first_call", run_id).values())
+    figures: dict[str, Any] = {name: statistics.median(task[name] for task in per_task) for name in per_task[0]}
+    return {"tasks": len(per_task), **figures, "token_exchanges": exchanges}
+
+
+def defer_resume(stack: AirflowStack, emulator: dict[str, Any]) -> dict[str, Any]:
+    """Section 5: a defer/resume cycle with a warm token (the task, the triggerer and the resumed task)."""
+    from airflow_provider_odc.hooks.odc import OdcHook
+
+    query = {"assetTypes": "WebApplication", "limit": 1}
+    asset = OdcHook("odc_bench").request_json("GET", ASSETS, params=query)["results"][0]
+    exchanges, run_id = exchanges_during(emulator, stack, "odc_bench_defer", {"asset": asset["assetKey"]})
+    if "defer" not in stack.task_log("odc_bench_defer", run_id, "build").lower():
+        raise SystemExit("the build task did not defer")
+    return {"token_exchanges": exchanges}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
+    args = parser.parse_args(argv)
+    settings = {
+        "rounds": ROUNDS,
+        "calls_per_round": CALLS_PER_ROUND,
+        "sequential_tasks": SEQUENTIAL_TASKS,
+        "paged_assets": PAGED_ASSETS,
+        "page_size": PAGE_SIZE,
+        "deploy_seconds": DEPLOY_SECONDS,
+        "parallelism": PARALLELISM,
+    }
+    results = new_results("make bench (benchmarks/run.py)", settings)
+    started = time.monotonic()
     processes = []
     try:
         # Sections 1-5 measure the client's own cost: 2,000 calls would wait out ODC's 100-a-minute limit.
         process, emulator = start_emulator(PAGED_ASSETS, "--no-rate-limits")
         processes.append(process)
-        cost = per_call_cost(emulator)
-        paged = paging(emulator)
+        add_section(results, "per_call_cost", per_call_cost(emulator), load=ALONE)
+        add_section(results, "paging", paging(emulator), load=ALONE)
         process, slow = start_emulator(25)  # section 6: its own counters, deployments of DEPLOY_SECONDS
         processes.append(process)
-        exchanges, first, waits = on_the_scheduler(emulator, slow)
-        burst = rate_limit_burst()  # section 7: benchmarks/rate_limits.py, ODC's documented limits
+        scheduler_sections(emulator, slow, results)
+        # Section 7 (benchmarks/rate_limits.py): its own emulator with ODC's documented limits, its own stack.
+        burst = {key: value for key, value in rate_limit_burst().items() if key != "run_id"}
+        add_section(results, "rate_limit_burst", burst, load=ALONE)
     finally:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
-
-    rows = [
-        ("OdcHook.request, warm token (per call)", f"{cost['hook_us']:.0f} us", ""),
-        ("bare requests.Session, fixed token (per call)", f"{cost['bare_us']:.0f} us", ""),
-        ("ratio hook / bare (median of the paired rounds' ratios)", f"{cost['ratio']:.3f}", "<= 1.10"),
-        (f"token exchanges, {SEQUENTIAL_TASKS} sequential tasks, Variable cache", str(exchanges["odc_default"]), "1"),
-        (
-            f"token exchanges, {SEQUENTIAL_TASKS} sequential tasks, memory cache only",
-            str(exchanges["odc_memory_only"]),
-            f"{SEQUENTIAL_TASKS} (one per process)",
-        ),
-        (f"paging {PAGED_ASSETS:,} assets, page size {PAGE_SIZE}: API requests", str(paged["requests"]), "10"),
-        (
-            f"paging {PAGED_ASSETS:,} assets: TCP connections (discovery + token + pages)",
-            str(paged["connections"]),
-            "1",
-        ),
-        (f"paging {PAGED_ASSETS:,} assets: wall time", f"{paged['ms']:.0f} ms", ""),
-        ("first ODC call of a task (median of 5 tasks)", f"{first['first_call_ms']:.1f} ms", ""),
-        (
-            "  same cold path again in that process (new hook, token from the Variable)",
-            f"{first['cold_again_ms']:.1f} ms",
-            "",
-        ),
-        ("  of which: Variable.get of the cached token, alone", f"{first['variable_get_ms']:.1f} ms", ""),
-        ("  of which: BaseHook.get_connection, alone", f"{first['get_connection_ms']:.1f} ms", ""),
-        ("  of which: HKDF key derivation, alone", f"{first['key_derivation_us']:.0f} us", ""),
-        ("  of which: envelope open (AES-256-GCM), alone", f"{first['envelope_open_us']:.0f} us", ""),
-        ("warm call in the same task (median)", f"{first['warm_call_us']:.0f} us", ""),
-        ("token exchanges during those 5 first calls", str(exchanges["first_call"]), "0"),
-        ("token exchanges, one defer/resume cycle (triggerer), warm cache", str(exchanges["defer_resume"]), "0"),
-        (f"waiting for a {DEPLOY_SECONDS:.0f} s deployment, three waits side by side in one DAG run:", "", ""),
-    ]
-    poke = waits["poke"]["slot_s"]
-    for name, (label, tasks) in WAITS.items():
-        wait = waits[name]
-        goal = f"< 10% of poke ({poke / 10:.1f} s)" if name == "deferrable" else ""
-        rows += [
-            (f"  {label}: worker-slot seconds", f"{wait['slot_s']:.1f} s", goal),
-            ("    of which queued", f"{wait['queued_s']:.1f} s", ""),
-            ("    wall time of the wait", f"{wait['wall_s']:.0f} s", ""),
-            ("    ODC status polls of its deployment", str(wait["polls"]), ""),
-            ("    the poll that saw it end came after the end by", f"{wait['late_s']:.1f} s", ""),
-            (
-                f"    Airflow's own duration of {tasks[-1]} (end_date - start_date)",
-                f"{wait['airflow_duration_s']:.1f} s",
-                "",
-            ),
-        ]
-    slow_exchanges = int(waits["all"]["token_exchanges"])
-    rows.append(("  token exchanges, all three waits (their own emulator)", str(slow_exchanges), "1"))
-    rows += [(f"{burst['tasks']} deploy tasks released together, ODC's limits: {k}", str(burst[k]), "")
-             for k in ("wall_s", "floor_s", "ratio", "posts_accepted", "rate_limited")]  # fmt: skip
-    width = max(len(row[0]) for row in rows)
-    print(f"\n{'measure':<{width}}  {'value':>10}  goal")
-    for name, value, goal in rows:
-        print(f"{name:<{width}}  {value:>10}  {goal}".rstrip())
-    print(
-        f"\nWorker-slot seconds: time in running + queued (a queued task holds a LocalExecutor slot too), from the"
-        f" task\ninstances' states sampled over REST every {waits['all']['period_s']:.2f} s on average"
-        f" ({SAMPLE_EVERY} s sleep + the call); deferred,\nup_for_reschedule and scheduled hold no slot."
-    )
-    ok = (
-        cost["ratio"] <= 1.10
-        and exchanges["odc_default"] == 1
-        and exchanges["first_call"] == 0
-        and exchanges["defer_resume"] == 0
-        and paged["requests"] == PAGED_ASSETS // PAGE_SIZE
-        and paged["connections"] == 1
-        and waits["deferrable"]["slot_s"] < 0.10 * poke
-        and slow_exchanges == 1
-        and burst["state"] == "success"
-        and burst["posts_accepted"] == burst["distinct_operations"] == burst["tasks"]
-    )
-    return 0 if ok else 1
+    finish(results, time.monotonic() - started)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(render(results))
+    print(f"Results written to {args.output}; `make bench-readme` puts them in README.md.")
+    missed = unmet_goals(results)
+    if missed:
+        print(f"Goals missed: {', '.join(missed)}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

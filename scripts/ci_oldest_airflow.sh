@@ -4,7 +4,10 @@
 #
 # Creates a throwaway venv with that Airflow pinned, installs this package into it (a real, non-editable
 # install, so the build and the entry points are exercised too), and runs the unit, hook and dags_run suites
-# against it. Takes ~1.5-2 min (about 50 s of it is pip downloading Airflow: pip keeps no cache here).
+# against it, then the README's offline-testing recipe in a user project of its own. It prints the number
+# of skipped tests; with CI set (CI=true) a skip fails the run (tests/conftest.py turns each into a failure,
+# and a non-zero count fails here too). Takes ~2 min (about 50 s of it is pip downloading Airflow: pip keeps
+# no cache here).
 #
 #   scripts/ci_oldest_airflow.sh            # the pinned oldest version
 #   AIRFLOW_VERSION=3.1.8 scripts/ci_oldest_airflow.sh   # any other release, same suites
@@ -61,11 +64,32 @@ installed=$SECONDS
 # $venv/bin/pytest (not `python -m pytest`) keeps the source tree off sys.path: the tests import the
 # installed package. No cache provider, so this run leaves the main run's .pytest_cache alone.
 status=0
-"$venv/bin/pytest" -q -p no:cacheprovider "${SUITES[@]}" || status=$?
+"$venv/bin/pytest" -q -rs -p no:cacheprovider --junitxml="$work/junit.xml" "${SUITES[@]}" || status=$?
+skipped=$("$PYTHON" scripts/skip_count.py "$work/junit.xml") || skipped="unknown (no junit report)"
+tested=$SECONDS
 
-echo "== oldest-Airflow check (apache-airflow==$AIRFLOW_VERSION): exit $status;" \
+# The README's offline-testing recipe, verbatim, in a project of its own (dags/, tests/, pyproject.toml),
+# with an AIRFLOW_HOME that the recipe must leave untouched.
+"$PYTHON" tests/packaging/readme_project.py "$work/project"
+mkdir "$work/users-airflow-home"
+recipe=0
+(cd "$work/project" && AIRFLOW_HOME="$work/users-airflow-home" PYTHONSAFEPATH=1 \
+    "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider) || recipe=$?
+if [[ -n "$(ls -A "$work/users-airflow-home")" ]]; then
+    echo "the README recipe wrote into the user's AIRFLOW_HOME: $(ls -A "$work/users-airflow-home")" >&2
+    recipe=1
+fi
+[[ "$recipe" == 0 ]] || status=1
+ci="${CI:-}"
+if [[ -n "$ci" && "${ci,,}" != "false" && "${ci,,}" != "no" && "$ci" != "0" && "$skipped" != "0" ]]; then
+    echo "CI is set and $skipped tests were skipped (see the 'SKIPPED' lines above): every one is required in CI" >&2
+    status=1
+fi
+
+echo "== oldest-Airflow check (apache-airflow==$AIRFLOW_VERSION): exit $status; skipped tests: $skipped;" \
+    "README recipe: exit $recipe;" \
     "Airflow install $((installed_airflow - started)) s, package $((installed - installed_airflow)) s," \
-    "tests $((SECONDS - installed)) s, total $((SECONDS - started)) s"
+    "tests $((tested - installed)) s, recipe $((SECONDS - tested)) s, total $((SECONDS - started)) s"
 if [[ -n "${KEEP_VENV:-}" ]]; then
     echo "   venv kept: $venv"
 fi

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
 
 _HOME = tempfile.mkdtemp(prefix="odc-tests-airflow-home-")
@@ -22,6 +23,8 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "DEBUG"
 import pytest  # noqa: E402
 
 from airflow_provider_odc.cache.token_cache import TokenCache  # noqa: E402
+
+from .required import IN_CI  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +44,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import logging
 
     logging.getLogger("airflow.settings").disabled = True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under CI a skip is a failure, whoever raised it: CI has every piece, so a skip there hides a hole."""
+    report: pytest.TestReport = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but CI is set and every test is required there: {reason}"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line that CI logs can be searched for: how many tests were skipped (their reasons are above, -ra)."""
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    terminalreporter.write_line(f"skipped tests: {skipped}" + (" (CI: a skip fails the run)" if IN_CI else ""))

@@ -5,8 +5,8 @@ What the browser tests need, and how to get it (CI runs the same script):
     bash tests/browser/install-deps.sh .venv     # Debian's chromium + Playwright for Python
 
 Without ``/usr/bin/chromium`` or Playwright the tests are skipped with the reason; with
-``ODC_REQUIRE_BROWSER=1`` in the environment they fail instead, so a CI that installed them cannot pass by
-skipping. No browser is ever downloaded (no ``playwright install``): Playwright drives Debian's Chromium.
+``ODC_REQUIRE_BROWSER=1`` or ``CI=true`` (tests/required.py) they fail instead, so a CI that installed them
+cannot pass by skipping. No browser is ever downloaded (no ``playwright install``): Playwright drives Debian's Chromium.
 
 The API server runs in its own process in a throwaway ``AIRFLOW_HOME`` (SQLite, simple auth manager with
 every user an admin, connection testing enabled), bound to 127.0.0.1 on a free port. The ODC emulator runs
@@ -32,6 +32,7 @@ import pytest
 import requests
 
 from ..integration.stack import die_with_parent, free_port
+from ..required import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -228,7 +229,7 @@ def browser_available() -> None:
         return
     if os.environ.get("ODC_REQUIRE_BROWSER", "") not in ("", "0"):
         pytest.fail(f"ODC_REQUIRE_BROWSER is set but {reason}", pytrace=False)
-    pytest.skip(reason)
+    missing(reason)  # under CI a failure too
 
 
 @pytest.fixture(scope="module")

@@ -89,3 +89,34 @@ def test_a_users_test_file_runs_offline_with_the_plugin(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+
+
+def test_odc_airflow_without_the_dags_folder_setting_says_what_to_set(tmp_path: Path) -> None:
+    """``odc_airflow`` isolates Airflow only when ``odc_dags_folder`` is set; without it the test fails clearly."""
+    (tmp_path / "test_my_dag.py").write_text("def test_my_dag(odc_airflow):\n    pass\n", encoding="utf-8")
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow-home")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_dag.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'odc_airflow needs the odc_dags_folder setting: add `odc_dags_folder = "dags"`' in result.stdout
+
+
+def test_odc_dags_folder_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\nodc_dags_folder = no-such-folder\n", encoding="utf-8")
+    (tmp_path / "test_my_dag.py").write_text("def test_my_dag():\n    pass\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_dag.py"],
+        cwd=tmp_path,
+        env={**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow-home")},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage error
+    assert f"odc_dags_folder: {tmp_path / 'no-such-folder'} is not a directory" in result.stderr

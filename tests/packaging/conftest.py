@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from ..required import missing
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "airflow_provider_odc"
 DISTRIBUTION = "airflow-provider-odc"
@@ -41,8 +43,11 @@ CLI_COMMANDS = ("list", "hooks", "links", "triggers")
 def pyproject() -> dict[str, Any]:
     try:
         import tomllib
-    except ImportError:  # Python 3.10
-        tomllib = pytest.importorskip("tomli")
+    except ImportError:  # Python 3.10: tomli, from the test extra
+        try:
+            import tomli as tomllib
+        except ImportError:
+            missing("reading pyproject.toml on Python 3.10 needs tomli: pip install -e '.[test]'")
     with (REPO / "pyproject.toml").open("rb") as f:
         result: dict[str, Any] = tomllib.load(f)
     return result
