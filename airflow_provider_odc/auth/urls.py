@@ -109,9 +109,16 @@ def endpoint_url(endpoint: str, origin: str) -> str:
     """The URL for an API ``endpoint``: a path joined to ``origin``, or an absolute URL judged to be on it.
 
     Only something with a scheme is absolute; ``//host/x`` (scheme-relative) is refused, never joined.
+    The verdict depends on the two strings alone, so it is remembered: a hook calling the same endpoint
+    again (paging, polling) does not pay the four parsers each time. A refusal raises and is not cached.
     """
     if not isinstance(endpoint, str) or not endpoint:
         raise UrlRefused("it is empty")
+    return _endpoint_url(endpoint, origin)
+
+
+@lru_cache(maxsize=1024)
+def _endpoint_url(endpoint: str, origin: str) -> str:
     if _SCHEME_PREFIX.match(endpoint):
         return on_origin(endpoint, origin)
     if endpoint.startswith("//"):
