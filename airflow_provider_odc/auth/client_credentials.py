@@ -76,7 +76,7 @@ def exchange_client_credentials(
         )
     body = _json_or_none(response)
     if status != 200:
-        raise _error_for(where, status, body, client_id, client_secret)
+        raise _error_for(where, status, body, client_secret, client_id)
     return token_from_body(body, where, received_at)
 
 
@@ -87,7 +87,7 @@ def _json_or_none(response: requests.Response) -> object:
         return None
 
 
-def _error_for(where: str, status: int, body: object, client_id: str, client_secret: str) -> OdcAuthError:
+def _error_for(where: str, status: int, body: object, client_secret: str, client_id: str = "") -> OdcAuthError:
     """The OAuth error of a refused token request, with ``error`` and ``error_description`` scrubbed and cut:
     a token endpoint may echo the form it received, the client secret included, in any encoding."""
     error = body.get("error") if isinstance(body, dict) else None
