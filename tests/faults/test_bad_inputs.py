@@ -100,7 +100,7 @@ MALFORMED_LOCATIONS = {
     "3xx-location-invalid-ipv6": "http://[::1/next",
     "3xx-location-port-not-a-number": "http://127.0.0.1:abc/next",
     "3xx-location-port-out-of-range": "http://127.0.0.1:99999/next",
-    "3xx-location-non-utf8": "https://a\u00e9.example/next",
+    "3xx-location-scheme-relative-invalid-ipv6": "//[::1/next",
 }
 
 
