@@ -3,28 +3,44 @@
 An error body, an OAuth ``error_description`` or a trigger event can echo what we sent: the form
 field (percent-encoded in either case, ``+`` for a space, or decoded), a JSON string (``\\/``,
 ``\\uXXXX``), an HTML page (``&#43;``, ``&amp;``), or the Basic credentials ``base64(id:secret)``.
-Each known secret is matched with every character in any of those spellings, mixed freely, so one
-pattern covers all of them. Bearer headers, ``access_token=...`` pairs and JWT-shaped strings are
-removed even when we do not know the token. Control characters become spaces (no forged log lines)
-and each field is cut to a length limit. No Airflow imports: the auth package uses it too.
+Rather than listing every spelling, the text is read once into the bytes those spellings stand for
+(each byte remembering where in the text it came from), the secrets are searched for in that, and
+the text they came from is replaced. Any mix of spellings is found, and so is the start of a secret
+that a server cut short. Bearer headers, ``access_token=...`` pairs and JWT-shaped strings are removed
+even when we do not know the token. Control characters become spaces (no forged log lines) and each
+field is cut to a length limit. No Airflow imports: the auth package uses it too.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
+import html
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote_plus
 
 REDACTED = "***"
 #: The default length of one field of a message (an OAuth description, a ProblemDetails detail, ...).
 FIELD_LIMIT = 300
-#: The longest spelling of one character below (``%25F0%25..`` for a 4-byte UTF-8 character).
-_MAX_SPELLING = 24
+#: A server that cuts a long field may keep only the start of a secret: this many bytes of it (or the
+#: whole of a shorter one) are enough to be removed.
+PARTIAL_PREFIX = 8
+#: The longest spelling of one byte of a secret (``&#x0010FFFF;``), for the window scrubbed before the cut.
+_MAX_SPELLING = 12
 
-_NAMED_ENTITIES = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
-_JSON_SHORT = {"/": r"\/", '"': r"\"", "\\": r"\\", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r", "\t": r"\t"}
+# One spelled unit of text: a surrogate pair or one \uXXXX, a JSON short escape, a (double) percent
+# escape, an HTML character reference, or any single character.
+_UNIT = re.compile(
+    r"\\[uU]([dD][89abAB][0-9a-fA-F]{2})\\[uU]([dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|\\[uU]([0-9a-fA-F]{4})"
+    r"|\\([/\"\\bfnrt])"
+    r"|%(?:25)?([0-9a-fA-F]{2})"
+    r"|&#(?:([0-9]{1,8})|[xX]([0-9a-fA-F]{1,7}));"
+    r"|&(amp|lt|gt|quot|apos);"
+    r"|(.)",
+    re.DOTALL | re.IGNORECASE,
+)
+_JSON_SHORT = {"/": "/", '"': '"', "\\": "\\", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _GENERIC = [
     # Authorization header values, as sent or percent/form-encoded.
     (re.compile(r"\b((?i:bearer)|Basic)(?:\s+|%20|\+)[A-Za-z0-9\-._~+/%]{8,}=*"), r"\1 " + REDACTED),
@@ -36,8 +52,9 @@ _GENERIC = [
         ),
         r"\1\2" + REDACTED,
     ),
-    # JWTs (an access token we do not know, e.g. one a proxy added).
-    (re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # JWTs (an access token we do not know, e.g. one a proxy added), whole or cut short by the server:
+    # base64url of a JSON object starts with "eyJ".
+    (re.compile(r"eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}"), REDACTED),
 ]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -46,69 +63,98 @@ def scrub(
     text: object,
     secrets: Iterable[str | None] = (),
     *,
-    basic_user: str | None = None,
+    basic: tuple[str, str] | None = None,
     limit: int = FIELD_LIMIT,
 ) -> str:
     """``text`` (anything; it is ``str()``-ed) without ``secrets`` in any spelling, at most ``limit`` long.
 
-    :param basic_user: the client id, so ``base64(client_id:secret)`` (HTTP Basic) is found too.
+    :param basic: ``(client_id, client_secret)``, so ``base64(client_id:client_secret)`` (HTTP Basic, as
+        sent or with both parts form-encoded first, as RFC 6749 says) is found too.
     """
     value = text if isinstance(text, str) else str(text)
-    known = tuple(sorted({secret for secret in secrets if secret}, key=len, reverse=True))
+    needles = _needles([secret for secret in secrets if secret], basic)
     # Scrub a window a little longer than the limit, so a secret that straddles the cut goes whole.
-    window = limit + _MAX_SPELLING * max((len(secret) for secret in known), default=0) + 200
-    value = value[:window]
-    pattern = _pattern(known, basic_user or "")
-    if pattern is not None:
-        value = pattern.sub(REDACTED, value)
+    longest = max((len(needle) for needle in needles), default=0)
+    value = value[: limit + _MAX_SPELLING * longest + 200]
+    for needle in sorted(needles, key=len, reverse=True):  # the plain text first: cheap and certain
+        value = value.replace(needle.decode("utf-8", "surrogatepass"), REDACTED)
+    if needles:
+        value = _remove_spelled(value, needles)
     for generic, replacement in _GENERIC:
         value = generic.sub(replacement, value)
     value = _CONTROL.sub(" ", value)
     return value if len(value) <= limit else value[: max(limit - 3, 0)] + "..."
 
 
-@functools.lru_cache(maxsize=64)
-def _pattern(secrets: tuple[str, ...], basic_user: str) -> re.Pattern[str] | None:
-    """One regular expression matching every spelling of every secret (built once per secret set)."""
-    literals: list[str] = []
-    for secret in secrets:
-        literals += [secret, quote(secret, safe="")]
-        pairs = {f"{basic_user}:{secret}", f"{quote_plus(basic_user)}:{quote_plus(secret)}"} if basic_user else set()
-        for raw in {secret, *pairs}:
+def _needles(secrets: list[str], basic: tuple[str, str] | None) -> set[bytes]:
+    """The byte strings to find: each secret, and the Basic credentials in base64 (padded or not)."""
+    needles = {secret.encode("utf-8", "surrogatepass") for secret in secrets}
+    if basic is not None and basic[1]:
+        user, password = basic
+        for pair in {f"{user}:{password}", f"{quote_plus(user)}:{quote_plus(password)}"}:
             for encode in (base64.b64encode, base64.urlsafe_b64encode):
-                encoded = encode(raw.encode()).decode()
-                literals += [encoded, encoded.rstrip("=")]
-    if not literals:
-        return None
-    unique = sorted(set(literals), key=len, reverse=True)  # longest first: a padded form before its prefix
-    return re.compile("|".join("".join(_spellings(char) for char in literal) for literal in unique))
+                encoded = encode(pair.encode("utf-8", "surrogatepass"))
+                needles |= {encoded, encoded.rstrip(b"=")}
+    return needles
 
 
-def _hex(number: int, width: int) -> str:
-    """``number`` in hexadecimal, either case: ``2B`` -> ``2[bB]``."""
-    return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{number:0{width}X}")
+def _remove_spelled(text: str, needles: set[bytes]) -> str:
+    """Replace every stretch of ``text`` whose decoded bytes hold a needle (or its first bytes)."""
+    decoded, starts, ends = _decode(text)
+    canonical = bytes(decoded).replace(b"+", b" ")  # '+' and ' ' are one another's form encoding
+    spans: list[tuple[int, int]] = []
+    for needle in needles:
+        wanted = needle.replace(b"+", b" ")
+        head = wanted[:PARTIAL_PREFIX]
+        found = canonical.find(head)
+        while found != -1:
+            length = len(head)
+            while length < len(wanted) and found + length < len(canonical):
+                if canonical[found + length] != wanted[length]:
+                    break
+                length += 1
+            spans.append((starts[found], ends[found + length - 1]))
+            found = canonical.find(head, found + length)
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    pieces, position = [], 0
+    for start, end in merged:
+        pieces += [text[position:start], REDACTED]
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
-def _spellings(char: str) -> str:
-    """A group matching ``char`` as itself or in any encoding a server could echo it in."""
-    code = ord(char)
-    utf8 = char.encode("utf-8", "surrogatepass")
-    options = [re.escape(char)]
-    options.append("".join("%" + _hex(byte, 2) for byte in utf8))  # percent-encoded, any case
-    options.append("".join("%25" + _hex(byte, 2) for byte in utf8))  # encoded twice
-    if code < 0x10000:
-        options.append(r"\\[uU]" + _hex(code, 4))
-    else:  # a JSON surrogate pair
-        high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
-        options.append(r"\\[uU]" + _hex(high, 4) + r"\\[uU]" + _hex(low, 4))
-    if char in _JSON_SHORT:
-        options.append(re.escape(_JSON_SHORT[char]))
-    options.append(f"&#0{{0,3}}{code};")  # HTML entities
-    options.append(f"&#[xX]0{{0,3}}{_hex(code, 1)};")
-    if char in _NAMED_ENTITIES:
-        options.append(f"(?i:&{_NAMED_ENTITIES[char]};)")
-    if char == " ":
-        options.append(r"\+")  # form encoding
-    elif char == "+":
-        options.append(" ")  # a form field decoded once too often
-    return "(?:" + "|".join(options) + ")"
+def _decode(text: str) -> tuple[bytearray, list[int], list[int]]:
+    """The bytes ``text`` spells (UTF-8), with the text span each byte came from."""
+    decoded = bytearray()
+    starts: list[int] = []
+    ends: list[int] = []
+    for unit in _UNIT.finditer(text):
+        high, low, code, short, percent, decimal, hexadecimal, named, char = unit.groups()
+        if high is not None:
+            combined = 0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00)
+            data = chr(combined).encode()
+        elif code is not None:
+            data = chr(int(code, 16)).encode("utf-8", "surrogatepass")
+        elif short is not None:
+            data = _JSON_SHORT[short.lower()].encode() if short.lower() in _JSON_SHORT else short.encode()
+        elif percent is not None:
+            data = bytes([int(percent, 16)])
+        elif decimal is not None or hexadecimal is not None:
+            number = int(decimal) if decimal is not None else int(hexadecimal, 16)
+            data = chr(number).encode("utf-8", "surrogatepass") if number <= 0x10FFFF else unit.group().encode()
+        elif named is not None:
+            data = html.unescape(unit.group()).encode()
+        else:
+            data = char.encode("utf-8", "surrogatepass")
+        decoded += data
+        starts += [unit.start()] * len(data)
+        ends += [unit.end()] * len(data)
+    return decoded, starts, ends

@@ -92,11 +92,12 @@ def _error_for(where: str, status: int, body: object, client_secret: str, client
     a token endpoint may echo the form it received, the client secret included, in any encoding."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, str) and 400 <= status < 500 and status != 429:
-        shown_error = scrub(error, [client_secret], basic_user=client_id, limit=_MAX_ERROR)
+        basic = (client_id, client_secret)
+        shown_error = scrub(error, [client_secret], basic=basic, limit=_MAX_ERROR)
         description = body.get("error_description") if isinstance(body, dict) else None
         text = f"{where} was refused (HTTP {status}): {shown_error}"
         if isinstance(description, str) and description:
-            text += f" ({scrub(description, [client_secret], basic_user=client_id, limit=_MAX_DESCRIPTION)})"
+            text += f" ({scrub(description, [client_secret], basic=basic, limit=_MAX_DESCRIPTION)})"
         hint = OAUTH_HINTS.get(error, _CREDENTIALS_HINT if status == 401 else _REQUEST_HINT)
         return OdcAuthError(f"{text}. {hint}", oauth_error=shown_error)
     retryable = status == 429 or status >= 500

@@ -320,7 +320,7 @@ class OdcHook(BaseHook):
         if settings is None:
             return scrub(text, secrets, limit=limit)
         secrets += [settings.client_secret, settings.cache_secret]
-        return scrub(text, secrets, basic_user=settings.client_id, limit=limit)
+        return scrub(text, secrets, basic=(settings.client_id, settings.client_secret), limit=limit)
 
     def _url_for(self, endpoint: str) -> str:
         origin = self.settings.origin
