@@ -42,8 +42,10 @@ _UNIT = re.compile(
 )
 _JSON_SHORT = {"/": "/", '"': '"', "\\": "\\", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _GENERIC = [
-    # Authorization header values, as sent or percent/form-encoded.
-    (re.compile(r"\b((?i:bearer)|Basic)(?:\s+|%20|\+)[A-Za-z0-9\-._~+/%]{8,}=*"), r"\1 " + REDACTED),
+    # Authorization header values, as sent or percent/form-encoded. Basic credentials (base64) have a
+    # digit, a capital or a symbol somewhere: "Basic settings" is prose.
+    (re.compile(r"\b((?i:bearer))(?:\s+|%20|\+)[A-Za-z0-9\-._~+/%]{8,}=*"), r"\1 " + REDACTED),
+    (re.compile(r"\b(Basic)(?:\s+|%20|\+)(?=[a-z]*[A-Z0-9+/%=])[A-Za-z0-9+/%]{8,}=*"), r"\1 " + REDACTED),
     # key=value or "key": "value" pairs of credentials.
     (
         re.compile(
