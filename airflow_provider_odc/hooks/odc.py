@@ -472,7 +472,7 @@ def json_body(response: requests.Response | httpx.Response, method: str, path: s
     try:
         return response.json()
     except ValueError:
-        kind = response.headers.get("Content-Type", "no content type")
+        kind = scrub(response.headers.get("Content-Type", "no content type"), limit=100)
         raise OdcApiError(
             f"ODC {method} {path} answered HTTP {response.status_code} with a body that is not JSON "
             f"({kind}, {len(response.content)} bytes). Check that the Portal domain (host) is your ODC portal.",
@@ -484,8 +484,10 @@ def json_body(response: requests.Response | httpx.Response, method: str, path: s
 
 def _bearer_of(response: requests.Response | httpx.Response) -> str | None:
     """The bearer token the request of ``response`` carried (the one a server could echo back)."""
-    request = getattr(response, "request", None)
-    header = request.headers.get("Authorization") if request is not None else None
+    try:
+        header = response.request.headers.get("Authorization")
+    except (AttributeError, RuntimeError):  # a response built by hand has no request (httpx raises)
+        return None
     return header.split(" ", 1)[1] if isinstance(header, str) and " " in header else None
 
 

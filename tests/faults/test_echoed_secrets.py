@@ -119,7 +119,9 @@ def test_token_endpoint_echoes_the_secret(
     with pytest.raises(OdcAuthError) as caught:
         hook().request("GET", ENVIRONMENTS)
     matrix.record(
-        outcome_of(caught.value), {"token_requests": canned.hits}, row=f"token-error-echoes-secret-{spelling}"
+        outcome_of(caught.value),
+        {**portal.stats(), "token_requests": canned.hits},
+        row=f"token-error-echoes-secret-{spelling}",
     )
     assert "***" in str(caught.value) and "was refused (HTTP 401)" in str(caught.value)
     assert caught.value.oauth_error is not None and "***" in caught.value.oauth_error
@@ -138,7 +140,11 @@ def test_api_problem_details_echo_the_token_and_the_secret(
     canned = routes_of(portal).answer(ENVIRONMENTS, 400, json.dumps(problem).encode(), "application/problem+json")
     with pytest.raises(OdcApiError) as caught:
         api.request("GET", ENVIRONMENTS)
-    matrix.record(outcome_of(caught.value), {"api_calls_total": canned.hits}, row=f"problem-details-echo-{spelling}")
+    matrix.record(
+        outcome_of(caught.value),
+        {**portal.stats(), "api_calls_total": canned.hits},
+        row=f"problem-details-echo-{spelling}",
+    )
     assert caught.value.status == 400 and "failed with HTTP 400: T " in str(caught.value)
     assert all("***" in text for text in (caught.value.title, caught.value.detail, caught.value.error_code))
     assert_nothing_leaks([*chain_texts(caught.value), debug_logs.text], token, secret, client_id=client_id)
@@ -199,7 +205,9 @@ def test_trigger_events_carry_no_echo(
     event = asyncio.run(first_event(trigger))
     payload = json.dumps(event.payload)
     matrix.record(
-        f"event {event.payload['status']}", {"api_calls_total": canned.hits}, row=f"trigger-event-echo-{answer}"
+        f"event {event.payload['status']}",
+        {**portal.stats(), "api_calls_total": canned.hits},
+        row=f"trigger-event-echo-{answer}",
     )
     assert event.payload["status"] == ("error" if answer == "problem-details" else "timeout")
     assert "***" in payload, payload
