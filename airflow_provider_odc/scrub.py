@@ -42,10 +42,11 @@ _UNIT = re.compile(
 )
 _JSON_SHORT = {"/": "/", '"': '"', "\\": "\\", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _GENERIC = [
-    # Authorization header values, as sent or percent/form-encoded. Basic credentials (base64) have a
-    # digit, a capital or a symbol somewhere: "Basic settings" is prose.
-    (re.compile(r"\b((?i:bearer))(?:\s+|%20|\+)[A-Za-z0-9\-._~+/%]{8,}=*"), r"\1 " + REDACTED),
-    (re.compile(r"\b(Basic)(?:\s+|%20|\+)(?=[a-z]*[A-Z0-9+/%=])[A-Za-z0-9+/%]{8,}=*"), r"\1 " + REDACTED),
+    # Authorization header values, as sent or percent/form-encoded (and what follows a secret already
+    # removed from one). Basic credentials (base64) have a digit, a capital or a symbol somewhere:
+    # "Basic settings" is prose.
+    (re.compile(r"\b((?i:bearer))(?:\s+|%20|\+)[A-Za-z0-9\-._~+/%*]{8,}=*"), r"\1 " + REDACTED),
+    (re.compile(r"\b(Basic)(?:\s+|%20|\+)(?=[a-z]*[A-Z0-9+/%=*])[A-Za-z0-9+/%*]{8,}=*"), r"\1 " + REDACTED),
     # key=value or "key": "value" pairs of credentials.
     (
         re.compile(
@@ -78,10 +79,10 @@ def scrub(
     # Scrub a window a little longer than the limit, so a secret that straddles the cut goes whole.
     longest = max((len(needle) for needle in needles), default=0)
     value = value[: limit + _MAX_SPELLING * longest + 200]
-    for needle in sorted(needles, key=len, reverse=True):  # the plain text first: cheap and certain
-        value = value.replace(needle.decode("utf-8", "surrogatepass"), REDACTED)
     if needles:
         value = _remove_spelled(value, needles)
+    for needle in needles:  # a secret that itself looks like an escape ("%41", "&#65;") is found as it is
+        value = value.replace(needle.decode("utf-8", "surrogatepass"), REDACTED)
     for generic, replacement in _GENERIC:
         value = generic.sub(replacement, value)
     value = _CONTROL.sub(" ", value)
