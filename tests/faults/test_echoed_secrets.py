@@ -241,3 +241,21 @@ def test_errors_raised_for_transport_failures_chain_nothing(portal: LoopbackServ
         api.request("GET", ENVIRONMENTS, params={"client_secret": portal.state.config().client_secret})
     assert caught.value.__context__ is None and caught.value.__cause__ is None
     assert "ConnectionError (" in str(caught.value)
+
+
+def test_a_polled_status_echo_stays_out_of_the_sensor_log(
+    portal: LoopbackServer, debug_logs: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sensor (and the worker-side poll) logs the status ODC sent: scrubbed like every server text."""
+    from airflow_provider_odc.sensors.odc import OdcOperationSensor
+
+    secret, client_id = portal.state.config().client_secret, portal.state.client_id
+    token = hook().get_access_token()
+    echo = f"Running {spellings(token, client_id)['json-unicode']} {spellings(secret, client_id)['form']}"
+    routes_of(portal).answer(BUILD.path(KEY), 200, json.dumps({"status": echo}).encode())
+    sensor = OdcOperationSensor(task_id="wait", kind="build", operation_key=KEY)
+    assert sensor.poke(context={}) is False  # type: ignore[arg-type]
+    captured = capsys.readouterr()  # operators log through structlog to the console
+    logs = "\n".join([debug_logs.text, captured.out, captured.err])
+    assert f"ODC build {KEY} is Running *** ***." in logs, "the sensor's log line was not captured"
+    assert_nothing_leaks([logs], token, secret, client_id=client_id)
