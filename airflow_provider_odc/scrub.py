@@ -62,6 +62,16 @@ _GENERIC = [
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
+def quoted(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit``, for a value quoted in a message; never raises (an integer of
+    more than 4300 digits has no repr)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
 def scrub(
     text: object,
     secrets: Iterable[str | None] = (),
@@ -74,7 +84,10 @@ def scrub(
     :param basic: ``(client_id, client_secret)``, so ``base64(client_id:client_secret)`` (HTTP Basic, as
         sent or with both parts form-encoded first, as RFC 6749 says) is found too.
     """
-    value = text if isinstance(text, str) else str(text)
+    try:
+        value = text if isinstance(text, str) else str(text)
+    except ValueError:  # an integer of more than 4300 digits
+        value = quoted(text)
     needles = _needles([secret for secret in secrets if secret], basic)
     # Scrub a window a little longer than the limit, so a secret that straddles the cut goes whole.
     longest = max((len(needle) for needle in needles), default=0)

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_odc.exceptions import OdcConfigError
+from airflow_provider_odc.scrub import quoted
 
 CacheMode = Literal["variable", "memory", "off"]
 CACHE_MODES: tuple[CacheMode, ...] = ("variable", "memory", "off")
@@ -185,8 +186,7 @@ def _blank_to_none(value: Any) -> Any:
 
 def _shown(value: Any) -> str:
     """A value quoted in an error message, cut short: an extra can hold megabytes."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return quoted(value, limit=60)
 
 
 def _text(value: Any, label: str, problem: _Problems) -> str:

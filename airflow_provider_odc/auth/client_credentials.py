@@ -17,7 +17,7 @@ from airflow_provider_odc.auth.token import LIFETIME_RANGE, AccessToken, lifetim
 from airflow_provider_odc.auth.transport import send
 from airflow_provider_odc.exceptions import OdcAuthError
 from airflow_provider_odc.retries import RetryPolicy
-from airflow_provider_odc.scrub import scrub
+from airflow_provider_odc.scrub import quoted, scrub
 
 _CREDENTIALS_HINT = (
     "Check the Client ID (login) and Client secret (password) of the connection, and in the ODC Portal "
@@ -116,12 +116,12 @@ def token_from_body(body: object, where: str, received_at: float) -> AccessToken
     if not isinstance(value, str) or not value:
         raise OdcAuthError(f"{where} answered 200 without an access_token.")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        shown = scrub(repr(token_type), [value], limit=_MAX_ERROR)
+        shown = scrub(quoted(token_type, limit=10_000), [value], limit=_MAX_ERROR)
         raise OdcAuthError(f"{where} returned token_type {shown}; only Bearer tokens are supported.")
     lifetime = lifetime_from(expires_in)
     if lifetime is None:
         low, high = LIFETIME_RANGE
-        shown = scrub(repr(expires_in), [value], limit=_MAX_ERROR)
+        shown = scrub(quoted(expires_in, limit=10_000), [value], limit=_MAX_ERROR)
         raise OdcAuthError(
             f"{where} returned expires_in {shown}; a number of seconds from {low:g} to {high:g} is required "
             "(ODC issues 43200)."
