@@ -65,8 +65,9 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "timeout": {
                         "label": "Request timeout (seconds)",
-                        "description": "Timeout of each HTTP request to ODC, token requests included. Default 60.",
-                        "schema": {"type": ["number", "null"], "minimum": 1},
+                        "description": "Timeout of each HTTP request to ODC, token requests included: "
+                        "1 to 300 seconds. Default 60.",
+                        "schema": {"type": ["number", "null"], "minimum": 1, "maximum": 300},
                     },
                     "verify": {
                         "label": "Verify TLS certificates",
@@ -75,15 +76,15 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "ca_bundle_path": {
                         "label": "CA bundle path",
-                        "description": "Path to a PEM CA bundle on the workers, for a portal behind a "
-                        "corporate TLS proxy. Used instead of the system CAs when set.",
+                        "description": "Path to a PEM CA bundle (a file or directory every worker has), for a "
+                        "portal behind a corporate TLS proxy. Used instead of the system CAs when set.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "refresh_margin_seconds": {
                         "label": "Refresh margin (seconds)",
                         "description": "Fetch a new access token this long before the cached one expires "
-                        "(never more than half its lifetime). Default 300.",
-                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                        "(never more than half its lifetime): 0 to 21600 seconds. Default 300.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 21600},
                     },
                     "cache_mode": {
                         "label": "Access token cache",
@@ -97,14 +98,15 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "cache_secret": {
                         "label": "Cache encryption secret",
-                        "description": "Optional. Encrypts the cached token instead of the client secret; "
-                        "set it to keep the cache valid across client secret rotations.",
+                        "description": "Optional text (at most 4096 characters). Encrypts the cached token instead "
+                        "of the client secret; set it to keep the cache valid across client secret rotations.",
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },
                     "max_retries": {
                         "label": "Max retries",
                         "description": "Retries after 5xx and connection errors (only where a retry "
-                        "cannot repeat a processed request). Default 3. 429s follow the rate-limit wait.",
+                        "cannot repeat a processed request): a whole number from 0 to 10. Default 3. 429s "
+                        "follow the rate-limit wait.",
                         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
                     },
                     "rate_limit_wait_seconds": {

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_odc.auth import urls
 from airflow_provider_odc.exceptions import OdcConfigError
+from airflow_provider_odc.scrub import quoted
 
 CacheMode = Literal["variable", "memory", "off"]
 CACHE_MODES: tuple[CacheMode, ...] = ("variable", "memory", "off")
@@ -26,7 +29,17 @@ DEFAULT_MAX_RETRIES = 3
 # How long one call may wait out ODC's per-minute rate limits (429s) in total; bounded so a typo cannot park
 # a worker slot for hours.
 DEFAULT_RATE_LIMIT_WAIT = 300.0
-MAX_RATE_WAIT = 1800.0
+
+# Bounds of every number a connection holds, so nan, inf or 1e12 never reach a timer. The timeout also
+# sets the cross-worker lease's TTL, so a dead holder blocks the others at most this long; a margin above
+# half of ODC's 12-hour token lifetime would never apply (it is capped at half the lifetime).
+TIMEOUT_RANGE = (1.0, 300.0)
+REFRESH_MARGIN_RANGE = (0.0, 21600.0)
+MAX_RETRIES_RANGE = (0, 10)
+PORT_RANGE = (1, 65535)
+RATE_LIMIT_WAIT_RANGE = (0.0, 1800.0)
+#: The longest client id, secret, cache secret or CA bundle path accepted (a pasted file is not one).
+MAX_TEXT_LENGTH = 4096
 
 
 class ConnectionLike(Protocol):
@@ -88,31 +101,32 @@ class OdcConnectionSettings:
     def from_connection(cls, conn: ConnectionLike) -> OdcConnectionSettings:
         conn_id = conn.conn_id
         problem = _Problems(conn_id)
-        origin = _parse_origin(conn.host, conn.port, problem)
-        client_id = (conn.login or "").strip()
+        origin = _parse_origin(conn.host, _port(conn.port, problem), problem)
+        client_id = _text(conn.login, "Client ID (login)", problem).strip()
         if not client_id:
             raise problem("Client ID (login) is empty. Copy the API client's ID from the ODC Portal.")
-        client_secret = conn.password or ""
+        client_secret = _text(conn.password, "Client secret (password)", problem)
         if not client_secret:
             raise problem("Client secret (password) is empty. Copy the API client's secret from the ODC Portal.")
 
         extra = _extras(conn, problem)
-        cache_mode = _blank_to_none(extra.get("cache_mode")) or "variable"
-        if cache_mode not in CACHE_MODES:
-            raise problem(f"extra 'cache_mode' is {cache_mode!r}; use one of {', '.join(CACHE_MODES)}.")
         return cls(
             conn_id=conn_id,
             origin=origin,
             client_id=client_id,
             client_secret=client_secret,
-            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, problem, minimum=1),
+            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, problem, bounds=TIMEOUT_RANGE),
             verify=_verify(extra, problem),
-            refresh_margin=_number(extra, "refresh_margin_seconds", DEFAULT_REFRESH_MARGIN, problem, minimum=0),
-            cache_mode=cache_mode,
-            cache_secret=_blank_to_none(extra.get("cache_secret")),
-            max_retries=int(_number(extra, "max_retries", DEFAULT_MAX_RETRIES, problem, minimum=0, maximum=10)),
+            refresh_margin=_number(
+                extra, "refresh_margin_seconds", DEFAULT_REFRESH_MARGIN, problem, bounds=REFRESH_MARGIN_RANGE
+            ),
+            cache_mode=_cache_mode(extra, problem),
+            cache_secret=_cache_secret(extra, problem),
+            max_retries=int(
+                _number(extra, "max_retries", DEFAULT_MAX_RETRIES, problem, bounds=MAX_RETRIES_RANGE, whole=True)
+            ),
             rate_limit_wait=_number(
-                extra, "rate_limit_wait_seconds", DEFAULT_RATE_LIMIT_WAIT, problem, minimum=0, maximum=MAX_RATE_WAIT
+                extra, "rate_limit_wait_seconds", DEFAULT_RATE_LIMIT_WAIT, problem, bounds=RATE_LIMIT_WAIT_RANGE
             ),
         )
 
@@ -181,28 +195,86 @@ def _blank_to_none(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _shown(value: Any) -> str:
+    """A value quoted in an error message, cut short: an extra can hold megabytes."""
+    return quoted(value, limit=60)
+
+
+def _text(value: Any, label: str, problem: _Problems) -> str:
+    """A connection field that must be text of a sane length (None is empty). Never quotes the value."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise problem(f"{label} must be text, not {type(value).__name__}.")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise problem(f"{label} is {len(value)} characters long; at most {MAX_TEXT_LENGTH} are accepted.")
+    return value
+
+
+def _port(value: Any, problem: _Problems) -> int | None:
+    """The connection's Port field: None (or 0, what a form stores for 'no port') or 1..65535."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    low, high = PORT_RANGE
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        port = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise problem(f"Port {_shown(value)} is not a whole number; leave it empty or give {low}..{high}.") from None
+    if port == 0:
+        return None
+    if not low <= port <= high:
+        raise problem(f"Port {_shown(value)} is out of range; leave it empty or give {low}..{high}.")
+    return port
+
+
 def _number(
     extra: dict[str, Any],
     name: str,
     default: float,
     problem: _Problems,
     *,
-    minimum: float,
-    maximum: float | None = None,
+    bounds: tuple[float, float],
+    whole: bool = False,
 ) -> float:
+    """A finite number within ``bounds`` (a JSON number or a numeric string, as forms store them).
+
+    Booleans are refused although Python counts them as numbers; so are nan and infinity, which compare
+    false with every bound and would turn a timer into 'never' or 'always'.
+    """
     value = _blank_to_none(extra.get(name))
     if value is None:
         return default
+    kind = "a whole number" if whole else "a number"
+    low, high = bounds
     try:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError
         number = float(value)
-    except (TypeError, ValueError):
-        raise problem(f"extra '{name}' is {value!r}; it must be a number.") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"at least {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
-        raise problem(f"extra '{name}' is {value!r}; it must be {bounds}.")
+    except (ValueError, OverflowError):
+        raise problem(f"extra '{name}' is {_shown(value)}; it must be {kind} from {low:g} to {high:g}.") from None
+    if not math.isfinite(number) or (whole and not number.is_integer()) or not low <= number <= high:
+        raise problem(f"extra '{name}' is {_shown(value)}; it must be {kind} from {low:g} to {high:g}.")
     return number
+
+
+def _cache_mode(extra: dict[str, Any], problem: _Problems) -> CacheMode:
+    value = _blank_to_none(extra.get("cache_mode"))
+    if value is None:
+        return "variable"
+    for mode in CACHE_MODES:
+        if isinstance(value, str) and value.lower() == mode:
+            return mode
+    raise problem(f"extra 'cache_mode' is {_shown(value)}; use one of {', '.join(CACHE_MODES)}.")
+
+
+def _cache_secret(extra: dict[str, Any], problem: _Problems) -> str | None:
+    """Text or nothing; never quoted in a message (it is a secret even when it has the wrong type)."""
+    value = _blank_to_none(extra.get("cache_secret"))
+    if value is None:
+        return None
+    return _text(value, "extra 'cache_secret'", problem)
 
 
 _TRUE = {"true", "yes", "1", "on"}
@@ -210,18 +282,35 @@ _FALSE = {"false", "no", "0", "off"}
 
 
 def _verify(extra: dict[str, Any], problem: _Problems) -> bool | str:
-    """``verify`` (bool, or a CA bundle path as requests takes it) and ``ca_bundle_path``."""
-    ca_bundle = _blank_to_none(extra.get("ca_bundle_path"))
+    """``verify`` (bool, or a CA bundle path as requests takes it) and ``ca_bundle_path``.
+
+    A bundle path must name an existing file or directory on this worker: requests and httpx would
+    otherwise fail with an ``OSError`` on the first call, far from the field that caused it.
+    """
+    given = _blank_to_none(extra.get("ca_bundle_path"))
+    if given is not None and not isinstance(given, str):
+        raise problem(f"extra 'ca_bundle_path' is {_shown(given)}; it must be a path (text).")
+    ca_bundle: str | None = given
+    field_name = "ca_bundle_path"
     value = _blank_to_none(extra.get("verify"))
     if isinstance(value, str):
         if value.lower() in _TRUE:
             value = True
         elif value.lower() in _FALSE:
             value = False
-        else:  # a path given in 'verify', as requests accepts it
-            ca_bundle, value = ca_bundle or value, True
+        elif ca_bundle is None:  # a path given in 'verify', as requests accepts it
+            ca_bundle, value, field_name = value, True, "verify"
+        else:
+            value = True
     if value is False:
         return False
-    if value not in (None, True):
-        raise problem(f"extra 'verify' is {value!r}; use true, false or a CA bundle path.")
-    return str(ca_bundle) if ca_bundle else True
+    if value is not None and value is not True:
+        raise problem(f"extra 'verify' is {_shown(value)}; use true, false or a CA bundle path.")
+    if ca_bundle is None:
+        return True
+    if len(ca_bundle) > MAX_TEXT_LENGTH or "\x00" in ca_bundle or not os.path.exists(ca_bundle):
+        raise problem(
+            f"extra '{field_name}' is {_shown(ca_bundle)}, which is not a file or directory on this worker; "
+            "give the path of a PEM CA bundle that every worker has."
+        )
+    return ca_bundle

@@ -97,7 +97,7 @@ class OperationWaiter:
             )
             time.sleep(min(interval, deadline - now))
             status, _ = hook.operation_status(kind, key, self.poll_params)
-            self.log.info("ODC %s %s is %s.", kind.name, key, status)
+            self.log.info("ODC %s %s is %s.", kind.name, key, hook.scrub(status))  # ODC's text
             if kind.is_terminal(status):
                 return status
 

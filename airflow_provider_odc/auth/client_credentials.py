@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from urllib.parse import quote, quote_plus
 
 import requests
 
-from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.auth.token import LIFETIME_RANGE, AccessToken, lifetime_from
 from airflow_provider_odc.auth.transport import send
 from airflow_provider_odc.exceptions import OdcAuthError
 from airflow_provider_odc.retries import RetryPolicy
+from airflow_provider_odc.scrub import quoted, scrub
 
 _CREDENTIALS_HINT = (
     "Check the Client ID (login) and Client secret (password) of the connection, and in the ODC Portal "
@@ -37,6 +37,7 @@ OAUTH_HINTS = {
     "invalid_scope": _REQUEST_HINT,
 }
 _MAX_DESCRIPTION = 300
+_MAX_ERROR = 80
 
 
 def exchange_client_credentials(
@@ -64,6 +65,7 @@ def exchange_client_credentials(
         describe=f"Token request for connection '{conn_id}'",
         where=where,
         advice="Check that the workers can reach the portal.",
+        secrets=[client_secret],
     )
     received_at = clock()
     status = response.status_code
@@ -74,8 +76,8 @@ def exchange_client_credentials(
         )
     body = _json_or_none(response)
     if status != 200:
-        raise _error_for(where, status, body, client_secret)
-    return _token_from(body, where, received_at)
+        raise _error_for(where, status, body, client_secret, client_id)
+    return token_from_body(body, where, received_at)
 
 
 def _json_or_none(response: requests.Response) -> object:
@@ -85,24 +87,27 @@ def _json_or_none(response: requests.Response) -> object:
         return None
 
 
-def _error_for(where: str, status: int, body: object, client_secret: str) -> OdcAuthError:
+def _error_for(where: str, status: int, body: object, client_secret: str, client_id: str = "") -> OdcAuthError:
+    """The OAuth error of a refused token request, with ``error`` and ``error_description`` scrubbed and cut:
+    a token endpoint may echo the form it received, the client secret included, in any encoding."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, str) and 400 <= status < 500 and status != 429:
+        basic = (client_id, client_secret)
+        shown_error = scrub(error, [client_secret], basic=basic, limit=_MAX_ERROR)
         description = body.get("error_description") if isinstance(body, dict) else None
-        text = f"{where} was refused (HTTP {status}): {error}"
+        text = f"{where} was refused (HTTP {status}): {shown_error}"
         if isinstance(description, str) and description:
-            for form in {client_secret, quote_plus(client_secret), quote(client_secret, safe="")} - {""}:
-                description = description.replace(form, "***")  # an echo of the form field, as sent or decoded
-            safe = description[:_MAX_DESCRIPTION]
-            text += f" ({safe})"
+            text += f" ({scrub(description, [client_secret], basic=basic, limit=_MAX_DESCRIPTION)})"
         hint = OAUTH_HINTS.get(error, _CREDENTIALS_HINT if status == 401 else _REQUEST_HINT)
-        return OdcAuthError(f"{text}. {hint}", oauth_error=error)
+        return OdcAuthError(f"{text}. {hint}", oauth_error=shown_error)
     retryable = status == 429 or status >= 500
     advice = "ODC's identity service is unavailable; try again later." if retryable else _REQUEST_HINT
     return OdcAuthError(f"{where} answered HTTP {status}. {advice}", retryable=retryable)
 
 
-def _token_from(body: object, where: str, received_at: float) -> AccessToken:
+def token_from_body(body: object, where: str, received_at: float) -> AccessToken:
+    """The access token of a 200 answer; a field that is missing, of the wrong type or out of range is
+    an OdcAuthError (what the server sent is quoted scrubbed and short: it sits next to the token)."""
     if not isinstance(body, dict):
         raise OdcAuthError(f"{where} answered 200 without a JSON object.", retryable=True)
     value = body.get("access_token")
@@ -111,11 +116,14 @@ def _token_from(body: object, where: str, received_at: float) -> AccessToken:
     if not isinstance(value, str) or not value:
         raise OdcAuthError(f"{where} answered 200 without an access_token.")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise OdcAuthError(f"{where} returned token_type {token_type!r}; only Bearer tokens are supported.")
-    try:
-        lifetime = float(expires_in)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        lifetime = -1.0
-    if isinstance(expires_in, bool) or not lifetime > 0:
-        raise OdcAuthError(f"{where} returned expires_in {expires_in!r}; a positive number of seconds is required.")
+        shown = scrub(quoted(token_type, limit=10_000), [value], limit=_MAX_ERROR)
+        raise OdcAuthError(f"{where} returned token_type {shown}; only Bearer tokens are supported.")
+    lifetime = lifetime_from(expires_in)
+    if lifetime is None:
+        low, high = LIFETIME_RANGE
+        shown = scrub(quoted(expires_in, limit=10_000), [value], limit=_MAX_ERROR)
+        raise OdcAuthError(
+            f"{where} returned expires_in {shown}; a number of seconds from {low:g} to {high:g} is required "
+            "(ODC issues 43200)."
+        )
     return AccessToken(value=value, token_type="Bearer", expires_at=received_at + lifetime, issued_at=received_at)

@@ -3,7 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
+
+#: The token lifetimes accepted from a token endpoint, in seconds. ODC issues 43200 (12 hours). Below one
+#: second a token is spent before its first call; above seven days it is not ODC (or a typo such as
+#: milliseconds), and trusting it would keep serving the token long after ODC dropped it. ``nan``,
+#: infinity and 1e308 would make the expiry meaningless (never expired, or an overflowed clock).
+LIFETIME_RANGE = (1.0, 7 * 24 * 3600.0)
+
+
+def lifetime_from(expires_in: object) -> float | None:
+    """The token lifetime an ``expires_in`` value gives, or None when it is not a usable number.
+
+    A JSON number or a numeric string (some identity providers send one), finite and within
+    ``LIFETIME_RANGE``; booleans are refused although Python counts them as numbers.
+    """
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float, str)):
+        return None
+    try:
+        lifetime = float(expires_in)
+    except (ValueError, OverflowError):
+        return None
+    low, high = LIFETIME_RANGE
+    return lifetime if math.isfinite(lifetime) and low <= lifetime <= high else None
 
 
 @dataclass(frozen=True)

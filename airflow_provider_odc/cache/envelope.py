@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -44,9 +44,10 @@ class CachedToken:
 
 @dataclass(frozen=True)
 class EnvelopeCodec:
-    """Seals and opens envelopes for one connection identity."""
+    """Seals and opens envelopes for one connection identity. ``repr`` shows the key's one-way ``key_id``,
+    never the key: a codec in a log line or a traceback's locals must not hand out the cache's key."""
 
-    key: bytes
+    key: bytes = field(repr=False)
     associated_data: bytes
 
     @classmethod
@@ -61,6 +62,9 @@ class EnvelopeCodec:
         ).derive(key_material.encode())
         aad = f"v{ENVELOPE_VERSION}\nvariable={variable_key}\nconn_id={conn_id}\norigin={origin}\nclient_id={client_id}"
         return cls(key=key, associated_data=aad.encode())
+
+    def __repr__(self) -> str:
+        return f"EnvelopeCodec(key_id={self.key_id!r}, associated_data={self.associated_data!r})"
 
     @property
     def key_id(self) -> str:

@@ -12,7 +12,7 @@ so a hook can be built while Airflow parses DAGs.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,6 +23,7 @@ from airflow_provider_odc import __version__
 from airflow_provider_odc.auth.client_credentials import exchange_client_credentials
 from airflow_provider_odc.auth.discovery import fetch_token_endpoint, validate_token_endpoint
 from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.auth.transport import NoRedirectSession, transport_failure
 from airflow_provider_odc.auth.urls import UrlRefused, display_url, endpoint_url
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
 from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
@@ -32,6 +33,7 @@ from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError, OdcUrlRefusedError
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
 from airflow_provider_odc.retries import IDEMPOTENT_METHODS, RetryPolicy
+from airflow_provider_odc.scrub import FIELD_LIMIT, scrub
 from airflow_provider_odc.settings import ConnectionLike, OdcConnectionSettings, origin_of
 
 if TYPE_CHECKING:
@@ -40,6 +42,11 @@ if TYPE_CHECKING:
 _MAX_DETAIL = 500
 # The unpaginated wrappers whose one list may be null: builds, external library log messages.
 _NULLABLE_WRAPPERS = ("builds", "validationMessages")
+_MAX_FIELD = 200
+#: Where the async hook keeps a 3xx's Location, so httpx does not parse it (see ``odc_async``).
+UNFOLLOWED_LOCATION = "X-Odc-Unfollowed-Location"
+#: The RFC 7807 / ODC ProblemDetails fields kept on an OdcApiError (scrubbed); the rest of a body is dropped.
+_PROBLEM_FIELDS = ("title", "detail", "errorCode", "traceId")
 _STATUS_HINTS = {
     401: "ODC refused a freshly fetched token too: check that the API client is not Revoked or Expired.",
     403: "The API client lacks the permission this endpoint needs on this stage; grant it in the ODC "
@@ -134,8 +141,9 @@ class OdcHook(BaseHook):
     @cached_property
     def session(self) -> requests.Session:
         """One keep-alive session per hook. ``verify`` goes on every request instead of here, because
-        ``REQUESTS_CA_BUNDLE`` in the environment silently overrides ``Session.verify``."""
-        session = requests.Session()
+        ``REQUESTS_CA_BUNDLE`` in the environment silently overrides ``Session.verify``. It never parses a
+        ``Location`` (redirects are refused, and a malformed one would raise a bare ValueError)."""
+        session = NoRedirectSession()
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
         return session
@@ -353,7 +361,23 @@ class OdcHook(BaseHook):
             items = list(self.paginate(kind.messages_path.format(key=key), scope or None, max_items=1000))
         except OdcError as exc:
             return [*lines, f"(the operation's messages could not be read: {exc})"]
-        return lines + error_messages(items, severity_field=kind.severity_field)
+        messages = error_messages(items, severity_field=kind.severity_field)
+        return [self.scrub(line, limit=_MAX_DETAIL) for line in [*lines, *messages]]  # ODC's text
+
+    def scrub(self, text: object, *, tokens: Iterable[str | None] = (), limit: int = FIELD_LIMIT) -> str:
+        """``text`` from a server, cut to ``limit``, without this connection's client secret, cache secret,
+        in-memory token or ``tokens``, in any encoding (see ``airflow_provider_odc.scrub``).
+
+        Reads only what the hook already holds: scrubbing never parses the connection or fetches a token.
+        """
+        settings: OdcConnectionSettings | None = self.__dict__.get("settings")
+        cache: TokenCache | None = self.__dict__.get("token_cache")
+        current = cache.current() if cache is not None else None
+        secrets = [*tokens, current.value if current else None]
+        if settings is None:
+            return scrub(text, secrets, limit=limit)
+        secrets += [settings.client_secret, settings.cache_secret]
+        return scrub(text, secrets, basic=(settings.client_id, settings.client_secret), limit=limit)
 
     def _url_for(self, endpoint: str) -> str:
         """The URL to send ``endpoint`` to, passed by the URL gate (sync and async calls alike)."""
@@ -407,29 +431,42 @@ class OdcHook(BaseHook):
                 send, idempotent=method in IDEMPOTENT_METHODS, describe=f"ODC {method} {path}"
             )
         except requests.RequestException as exc:
-            sent = "may have been processed by ODC; it was not sent again" if method not in IDEMPOTENT_METHODS else ""
-            raise OdcApiError(
-                f"ODC connection '{self.odc_conn_id}': {method} {path} failed: {type(exc).__name__}"
-                + (f" (the request {sent})" if sent else "")
-                + ". Check that the workers can reach the portal.",
-                method=method,
-                path=path,
-                status=None,
-            ) from None
+            failure = transport_failure(exc, [token.value, settings.client_secret])
+        # Raised outside the except block: requests' exception (its text holds the URL) is not chained.
+        sent = "may have been processed by ODC; it was not sent again" if method not in IDEMPOTENT_METHODS else ""
+        raise OdcApiError(
+            f"ODC connection '{self.odc_conn_id}': {method} {path} failed: {failure}"
+            + (f" (the request {sent})" if sent else "")
+            + ". Check that the workers can reach the portal.",
+            method=method,
+            path=path,
+            status=None,
+        )
 
-    def _api_error(self, method: str, path: str, response: requests.Response) -> OdcApiError:
+    def _api_error(self, method: str, path: str, response: requests.Response | httpx.Response) -> OdcApiError:
+        """An error status as an OdcApiError (sync and async). Every text ODC sent is scrubbed and cut:
+        a server or a proxy in front of it may echo the bearer token it received."""
         status = response.status_code
-        problem = _problem_details(response)
+        sent = _bearer_of(response)
+
+        def clean(value: object, limit: int = _MAX_DETAIL) -> str:
+            return self.scrub(value, tokens=[sent], limit=limit)
+
+        problem = {
+            key: clean(value, _MAX_DETAIL if key == "detail" else _MAX_FIELD)
+            for key, value in _problem_details(response).items()
+            if key in _PROBLEM_FIELDS and isinstance(value, str) and value
+        }
         message = f"ODC connection '{self.odc_conn_id}': {method} {path} failed with HTTP {status}"
         if 300 <= status < 400:
-            location = _origin_or_none(response.headers.get("Location", "")) or "an unknown location"
-            message += f": a redirect to {location}, which is not followed."
+            location = response.headers.get("Location") or response.headers.get(UNFOLLOWED_LOCATION)
+            target = clean(_redirect_target(location))
+            message += f": a redirect to {target}, which is not followed."
         else:
             for label, key in (("", "title"), (" - ", "detail")):
-                value = problem.get(key)
-                if isinstance(value, str) and value:
-                    message += (label or ": ") + value[:_MAX_DETAIL]
-            refs = [f"{key} {problem[key]}" for key in ("errorCode", "traceId") if isinstance(problem.get(key), str)]
+                if key in problem:
+                    message += (label or ": ") + problem[key]
+            refs = [f"{key} {problem[key]}" for key in ("errorCode", "traceId") if key in problem]
             if refs:
                 message += f" [{', '.join(refs)}]"
             hint = _STATUS_HINTS.get(status)
@@ -501,7 +538,7 @@ def json_body(response: requests.Response | httpx.Response, method: str, path: s
     try:
         return response.json()
     except ValueError:
-        kind = response.headers.get("Content-Type", "no content type")
+        kind = scrub(response.headers.get("Content-Type", "no content type"), limit=100)
         raise OdcApiError(
             f"ODC {method} {path} answered HTTP {response.status_code} with a body that is not JSON "
             f"({kind}, {len(response.content)} bytes). Check that the Portal domain (host) is your ODC portal.",
@@ -511,15 +548,29 @@ def json_body(response: requests.Response | httpx.Response, method: str, path: s
         ) from None
 
 
-def _origin_or_none(url: str) -> str | None:
-    """The origin of a URL for a message; None when it is empty or ambiguous."""
+def _bearer_of(response: requests.Response | httpx.Response) -> str | None:
+    """The bearer token the request of ``response`` carried (the one a server could echo back)."""
     try:
-        return origin_of(url)
-    except ValueError:
+        header = response.request.headers.get("Authorization")
+    except (AttributeError, RuntimeError):  # a response built by hand has no request (httpx raises)
         return None
+    return header.split(" ", 1)[1] if isinstance(header, str) and " " in header else None
 
 
-def _problem_details(response: requests.Response) -> dict[str, Any]:
+def _redirect_target(location: str | None) -> str:
+    """Where a 3xx points, as an origin; a missing, relative or malformed ``Location`` is said, not raised."""
+    if not location:
+        return "an unknown location"
+    try:
+        parts = urlsplit(location)
+        if not parts.scheme or not parts.hostname:
+            return "a relative location"
+        return origin_of(location)
+    except (ValueError, OdcError):
+        return "a malformed location"
+
+
+def _problem_details(response: requests.Response | httpx.Response) -> dict[str, Any]:
     """RFC 7807 fields of an error body, if it has them (bodies are read only up to 64 KiB)."""
     if len(response.content) > 65536:
         return {}

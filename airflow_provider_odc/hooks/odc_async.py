@@ -17,11 +17,13 @@ import httpx
 from asgiref.sync import sync_to_async
 
 from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.auth.transport import transport_failure
 from airflow_provider_odc.compat import BaseHook
 from airflow_provider_odc.exceptions import OdcApiError
-from airflow_provider_odc.hooks.odc import OdcHook, json_body, user_agent
+from airflow_provider_odc.hooks.odc import UNFOLLOWED_LOCATION, OdcHook, json_body, user_agent
 from airflow_provider_odc.operations import OperationKind
 from airflow_provider_odc.retries import RetryPolicy
+from airflow_provider_odc.scrub import FIELD_LIMIT
 
 
 class OdcAsyncHook:
@@ -66,6 +68,7 @@ class OdcAsyncHook:
                 timeout=settings.timeout,
                 follow_redirects=False,
                 headers={"User-Agent": user_agent(), "Accept": "application/json"},
+                event_hooks={"response": [_set_location_aside]},
             )
         return self._client
 
@@ -100,13 +103,15 @@ class OdcAsyncHook:
             try:
                 return await hook.retry_policy.acall(once, idempotent=True, describe=f"ODC GET {path}")
             except httpx.HTTPError as exc:
-                raise OdcApiError(
-                    f"ODC connection '{self.odc_conn_id}': GET {path} failed: {type(exc).__name__}. "
-                    "Check that the triggerer can reach the portal.",
-                    method="GET",
-                    path=path,
-                    status=None,
-                ) from None
+                failure = transport_failure(exc, [token_value, hook.settings.client_secret])
+            # Raised outside the except block: httpx's exception (its text holds the URL) is not chained.
+            raise OdcApiError(
+                f"ODC connection '{self.odc_conn_id}': GET {path} failed: {failure}. "
+                "Check that the triggerer can reach the portal.",
+                method="GET",
+                path=path,
+                status=None,
+            )
 
         token = await self._token(hook)
         response = await send(token.value)
@@ -115,8 +120,14 @@ class OdcAsyncHook:
             token = await self._token(hook, reject=token)
             response = await send(token.value)
         if response.status_code >= 300:
-            raise hook._api_error("GET", path, response)  # type: ignore[arg-type]
+            raise hook._api_error("GET", path, response)
         return response
+
+    def scrub(self, text: object, *, limit: int = FIELD_LIMIT) -> str:
+        """``text`` without the connection's secrets or tokens (see ``OdcHook.scrub``); no I/O, never raises.
+
+        Before the connection was read only the generic patterns apply (bearer headers, JWTs, ...)."""
+        return (self._hook or OdcHook(self.odc_conn_id)).scrub(text, limit=limit)
 
     async def operation_status(self, kind: OperationKind, key: str, params: dict[str, Any] | None = None) -> str | None:
         return (await self.operation_state(kind, key, params))[0]
@@ -128,3 +139,11 @@ class OdcAsyncHook:
         path = kind.path(key)
         body = json_body(await self.get(path, params=params), "GET", path)
         return kind.status_of(body), body if isinstance(body, dict) else {}
+
+
+async def _set_location_aside(response: httpx.Response) -> None:
+    """Move a 3xx's ``Location`` aside before httpx parses it: redirects are refused, and httpx would build
+    the next request even with ``follow_redirects=False``, raising ``RemoteProtocolError`` (retried as a
+    network failure) for a malformed one. ``OdcHook._api_error`` reads it from the aside header."""
+    if response.is_redirect and "Location" in response.headers:
+        response.headers[UNFOLLOWED_LOCATION] = response.headers.pop("Location")

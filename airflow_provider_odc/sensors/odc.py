@@ -76,7 +76,7 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
         hook = self.hook
         kind = operation_kind(self.kind)
         status, body = hook.operation_status(kind, self.operation_key, self.poll_params)
-        self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, status)
+        self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, hook.scrub(status))  # ODC's text
         if not kind.is_terminal(status):
             return False
         self.finish(hook, kind, self.operation_key, status, body)

@@ -3,7 +3,8 @@
 Its arguments are all an Airflow database may see: connection id, operation kind and key, the poll
 schedule and absolute deadlines. No token, no secret: the trigger gets the token through the same
 encrypted Variable cache as the tasks. Events carry the outcome only (status, kind, key, ODC status);
-the resumed task reads ODC's messages itself.
+the resumed task reads ODC's messages itself. Airflow stores events unmasked, so every text in one goes
+through the hook's scrubber first (an error message can quote what a server echoed).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from airflow_provider_odc.hooks.odc_async import OdcAsyncHook
 from airflow_provider_odc.operations import operation_kind, poll_interval
 
 FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL = 5.0, 30.0, 30.0
+#: The longest text of an event (an error message with ODC's scrubbed title and detail fits).
+EVENT_TEXT_LIMIT = 2000
 
 
 class OdcOperationTrigger(BaseTrigger):
@@ -75,10 +78,13 @@ class OdcOperationTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, **details: Any) -> TriggerEvent:
-        return TriggerEvent(  # type: ignore[no-untyped-call]
-            {"status": status, "kind": self.kind, "operation_key": self.operation_key, **details}
-        )
+    def _event(self, hook: OdcAsyncHook, status: str, **details: Any) -> TriggerEvent:
+        payload = {"status": status, "kind": self.kind, "operation_key": self.operation_key, **details}
+        scrubbed = {
+            key: hook.scrub(value, limit=EVENT_TEXT_LIMIT) if isinstance(value, str) else value
+            for key, value in payload.items()
+        }
+        return TriggerEvent(scrubbed)  # type: ignore[no-untyped-call]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         kind = operation_kind(self.kind)
@@ -88,13 +94,13 @@ class OdcOperationTrigger(BaseTrigger):
                     status, body = await hook.operation_state(kind, self.operation_key, self.poll_params)
                     outcome = kind.verdict(status, body)
                     if outcome is not None:
-                        yield self._event(outcome, operation_status=status)
+                        yield self._event(hook, outcome, operation_status=status)
                         return
                     now = time.time()
                     if now >= self.end_time:
-                        yield self._event("timeout", operation_status=status)
+                        yield self._event(hook, "timeout", operation_status=status)
                         return
-                    self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, status)
+                    self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, hook.scrub(status))
                     interval = poll_interval(
                         now - self.started_at,
                         fast_interval=self.fast_interval,
@@ -103,4 +109,4 @@ class OdcOperationTrigger(BaseTrigger):
                     )
                     await asyncio.sleep(max(min(interval, self.end_time - now), 0.0))
             except OdcError as exc:
-                yield self._event("error", message=str(exc))
+                yield self._event(hook, "error", message=str(exc))

@@ -6,6 +6,7 @@ import dataclasses
 import socket
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -274,10 +275,12 @@ def test_bad_connection_field_is_a_config_error(make_hook: Any) -> None:
         make_hook(extra={"cache_mode": "redis"}).request("GET", ENVIRONMENTS)
 
 
-def test_verify_is_passed_on_every_request(make_hook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verify_is_passed_on_every_request(make_hook: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """REQUESTS_CA_BUNDLE in the environment must not override the connection's TLS setting."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
-    hook = make_hook(extra={"ca_bundle_path": "/etc/ssl/certs/corp.pem"})
+    corp = tmp_path / "corp.pem"
+    corp.write_text("")  # the settings check that the path exists; plain http never reads it
+    hook = make_hook(extra={"ca_bundle_path": str(corp)})
     seen: list[Any] = []
     real_request = hook.session.request
 
@@ -287,7 +290,7 @@ def test_verify_is_passed_on_every_request(make_hook: Any, monkeypatch: pytest.M
 
     hook.session.request = spy  # type: ignore[method-assign]  # get() and post() go through request()
     hook.request("GET", ENVIRONMENTS)
-    assert seen == ["/etc/ssl/certs/corp.pem"] * 3  # discovery, token, API
+    assert seen == [str(corp)] * 3  # discovery, token, API
 
 
 def test_cache_mode_off_keeps_the_token_in_the_hook(make_hook: Any, odc_emulator: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,14 +70,19 @@ def test_react_form_nulls_and_string_numbers() -> None:
     assert settings.verify is True and settings.cache_mode == "variable" and settings.cache_secret is None
 
 
+#: A path that exists wherever the tests run: settings only check that a CA bundle path exists.
+CA = str(Path(__file__))
+
+
 @pytest.mark.parametrize(
     ("extra", "verify"),
     [
         ({"verify": False}, False),
         ({"verify": "false"}, False),
-        ({"verify": "/etc/ssl/ca.pem"}, "/etc/ssl/ca.pem"),
-        ({"ca_bundle_path": "/etc/ssl/corp.pem"}, "/etc/ssl/corp.pem"),
-        ({"verify": True, "ca_bundle_path": "/etc/ssl/corp.pem"}, "/etc/ssl/corp.pem"),
+        ({"verify": CA}, CA),
+        ({"ca_bundle_path": CA}, CA),
+        ({"verify": True, "ca_bundle_path": CA}, CA),
+        ({"verify": False, "ca_bundle_path": CA}, False),
     ],
 )
 def test_verify_options(extra: dict[str, Any], verify: bool | str) -> None:
@@ -93,10 +99,36 @@ def test_verify_options(extra: dict[str, Any], verify: bool | str) -> None:
         (Conn(login=" "), "Client ID (login) is empty"),
         (Conn(password=None), "Client secret (password) is empty"),
         (Conn(extra={"timeout": "soon"}), "extra 'timeout' is 'soon'; it must be a number"),
-        (Conn(extra={"timeout": 0}), "it must be at least 1"),
-        (Conn(extra={"max_retries": 50}), "between 0 and 10"),
+        (Conn(extra={"timeout": 0}), "it must be a number from 1 to 300"),
+        (Conn(extra={"max_retries": 50}), "a whole number from 0 to 10"),
         (Conn(extra={"cache_mode": "redis"}), "use one of variable, memory, off"),
         (Conn(extra={"verify": 3}), "extra 'verify'"),
+        # Numbers in name only: not finite, absurdly large, booleans, fractions where counts are due.
+        (Conn(extra={"refresh_margin_seconds": float("nan")}), "extra 'refresh_margin_seconds' is nan"),
+        (Conn(extra={"refresh_margin_seconds": "nan"}), "a number from 0 to 21600"),
+        (Conn(extra={"refresh_margin_seconds": 86400}), "a number from 0 to 21600"),
+        (Conn(extra={"timeout": 1e12}), "extra 'timeout' is 1000000000000.0; it must be a number from 1 to 300"),
+        (Conn(extra={"timeout": float("inf")}), "extra 'timeout' is inf"),
+        (Conn(extra={"timeout": "-inf"}), "extra 'timeout' is '-inf'"),
+        (Conn(extra={"timeout": True}), "extra 'timeout' is True"),
+        (Conn(extra={"timeout": [5]}), "extra 'timeout' is [5]"),
+        (Conn(extra={"timeout": 10**400}), "extra 'timeout' is 1000000000"),
+        (Conn(extra={"max_retries": float("nan")}), "extra 'max_retries' is nan; it must be a whole number"),
+        (Conn(extra={"max_retries": 2.5}), "extra 'max_retries' is 2.5; it must be a whole number from 0 to 10"),
+        (Conn(extra={"max_retries": False}), "extra 'max_retries' is False"),
+        (Conn(extra={"cache_secret": 12345}), "extra 'cache_secret' must be text, not int"),
+        (Conn(extra={"cache_secret": "k" * 5000}), "extra 'cache_secret' is 5000 characters long"),
+        (Conn(extra={"cache_mode": ["variable"]}), "extra 'cache_mode' is ['variable']"),
+        (Conn(extra={"ca_bundle_path": ["x"]}), "extra 'ca_bundle_path' is ['x']; it must be a path (text)"),
+        (Conn(extra={"ca_bundle_path": "/no/such/ca.pem"}), "extra 'ca_bundle_path' is '/no/such/ca.pem', which is"),
+        (Conn(extra={"verify": "/no/such/ca.pem"}), "extra 'verify' is '/no/such/ca.pem', which is not a file"),
+        (Conn(extra={"verify": 1}), "extra 'verify' is 1"),
+        (Conn(port=70000), "Port 70000 is out of range; leave it empty or give 1..65535"),
+        (Conn(port=-1), "Port -1 is out of range"),
+        (Conn(port="https"), "Port 'https' is not a whole number"),  # type: ignore[arg-type]
+        (Conn(port=True), "Port True is not a whole number"),
+        (Conn(login=42), "Client ID (login) must be text, not int"),  # type: ignore[arg-type]
+        (Conn(password="p" * 5000), "Client secret (password) is 5000 characters long"),
     ],
 )
 def test_bad_values_name_the_connection_and_the_field(conn: Conn, words: str) -> None:
@@ -105,6 +137,22 @@ def test_bad_values_name_the_connection_and_the_field(conn: Conn, words: str) ->
     assert str(caught.value).startswith("ODC connection 'odc_test': ")
     assert words in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_port_zero_means_no_port() -> None:
+    """What some forms store for an empty Port (Airflow 3.3.2's Test button sends it for a portless connection)."""
+    assert OdcConnectionSettings.from_connection(Conn(port=0)).origin == "https://acme.outsystems.dev"
+    assert OdcConnectionSettings.from_connection(Conn(port="8443")).origin == "https://acme.outsystems.dev:8443"  # type: ignore[arg-type]
+
+
+def test_a_refused_value_is_quoted_short() -> None:
+    with pytest.raises(OdcConfigError) as caught:
+        OdcConnectionSettings.from_connection(Conn(extra={"timeout": "9" * 100_000}))
+    assert len(str(caught.value)) < 250 and "extra 'timeout'" in str(caught.value)
+
+
+def test_cache_mode_is_read_case_insensitively() -> None:
+    assert OdcConnectionSettings.from_connection(Conn(extra={"cache_mode": "Memory"})).cache_mode == "memory"
 
 
 def test_cache_identity_changes_with_the_secret_and_hides_it() -> None:
