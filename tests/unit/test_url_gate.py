@@ -302,7 +302,7 @@ class Conn:
         ("acme.outsystems\t.dev", 8443, "whitespace"),
         ("\u212acme.outsystems.dev", None, "IDNA"),
         ("acme.outsystems.dev%2F", None, "percent-encoding"),
-        ("acme.outsystems.dev", -1, "port is not a number"),
+        ("acme.outsystems.dev", -1, "Port -1 is out of range"),
     ],
 )
 def test_the_connection_origin_is_judged_by_the_same_gate(host: str, port: int | None, words: str) -> None:
