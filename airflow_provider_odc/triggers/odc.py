@@ -47,7 +47,8 @@ class OdcOperationTrigger(BaseTrigger):
     :param started_at: epoch seconds when the operation started: the poll schedule counts from it, so
         a resumed wait keeps its pace.
     :param poll_params: extra query parameters of the status call (native mobile builds need some).
-    :param poll_failure_limit: transient status-poll failures tolerated in a row.
+    :param poll_failure_limit: transient status-poll failures tolerated in a row (counted from the
+        trigger's first poll).
     """
 
     def __init__(

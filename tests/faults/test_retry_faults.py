@@ -45,7 +45,7 @@ def retry_dags(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     dags = DagBag(dag_folder=str(DAGS)).dags
-    yield {kind: dags[f"odc_retry_{kind}"] for kind in KINDS}
+    yield {kind: dags[f"odc_retry_{kind}"] for kind in [*KINDS, "deploy_deferred"]}
 
 
 @pytest.fixture
@@ -126,3 +126,25 @@ def test_failed_wait_then_the_retry_attaches(
     assert started(emulator, kind) == 1
     assert ti.try_number == 2
     assert emulator.stats()["api_calls"][f"POST {LISTS[kind]}"] == 1
+
+
+@pytest.mark.parametrize(
+    ("dag", "failures", "tries"), [("deploy", 1, 1), ("deploy_deferred", 1, 1), ("deploy_deferred", 3, 2)]
+)
+def test_failed_status_polls_in_poke_and_deferrable_mode(
+    dag: str, failures: int, tries: int, retry_dags: dict[str, Any], emulator: Any, matrix: Matrix
+) -> None:
+    """One failed poll (the limit is 1) is ridden out in the worker and in the trigger. Three end the
+    deferred try (the worker's first check fails, then two in a row in the trigger, which counts afresh),
+    and the retry attaches to the same deployment."""
+    conf = conf_for(emulator, "deploy")
+    emulator.add_fault(path_prefix=LISTS["deploy"] + "/", method="GET", status=503, count=failures)
+    run = retry_dags[dag].test(run_conf=conf)
+    ti = task_instance(run)
+    mode = "deferred" if dag.endswith("deferred") else "worker"
+    matrix.record(f"run {run.state}, try {ti.try_number}, {started(emulator, 'deploy')} deploy", emulator.stats(),
+                  row=f"deploy ({mode} wait) status poll 503 x{failures} (limit 1)")  # fmt: skip
+    assert run.state == "success"
+    assert ti.try_number == tries
+    assert started(emulator, "deploy") == 1
+    assert emulator.stats()["faults_served"] == failures

@@ -37,3 +37,6 @@ with _dag("odc_retry_deploy") as deploy_dag:
 
 with _dag("odc_retry_publish") as publish_dag:
     OdcPublishOperator(task_id="start", asset=ASSET, **FAST)
+
+with _dag("odc_retry_deploy_deferred") as deferred_dag:
+    OdcDeployOperator(task_id="start", asset=ASSET, stage="{{ dag_run.conf['stage'] }}", deferrable=True, **FAST)
