@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_odc.exceptions import OdcApiError, OdcError
 from airflow_provider_odc.operations import OPERATION_KINDS
+from airflow_provider_odc.resolve import BUILDS
 
 if TYPE_CHECKING:
     from airflow_provider_odc.hooks.odc import OdcHook
 
 log = logging.getLogger(__name__)
 
-BUILDS = "/api/builds/v1/build-operations"
 DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
 PUBLISHES = "/api/deployments/v1/publish-operations"
 LIST_PATHS = {"build": BUILDS, "deployment": DEPLOYMENTS, "publish": PUBLISHES}
