@@ -69,6 +69,19 @@ class OdcApiError(OdcError):
         self.error_code: str | None = problem.get("errorCode")
         self.trace_id: str | None = problem.get("traceId")
 
+    @property
+    def transient(self) -> bool:
+        """No answer at all, 429 or a 5xx: worth asking again later (the hook's own retries are spent)."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Could the same read succeed a little later? Unreachable ODC, timeouts, 429 and 5xx (and an identity
+    provider that is down) are; 401 after a fresh token, 403 and 404 are not."""
+    if isinstance(exc, OdcApiError):
+        return exc.transient
+    return isinstance(exc, OdcAuthError) and exc.retryable
+
 
 class OdcOperationFailed(OdcError):
     """A long-running ODC operation (build, deployment, publish, ...) ended in a failure status."""

@@ -81,22 +81,6 @@ def resolve_revision(hook: OdcHook, asset_key: str, revision: int | str) -> int:
         raise
 
 
-def start_build(hook: OdcHook, asset_key: str, revision: int, build_type: str) -> str:
-    """POST a build; its ``buildKey``. ODC may accept the call yet say ``isSuccessful: false`` (the build
-    was not started): that fails at once instead of polling a build that will never run."""
-    body = {"assetKey": asset_key, "assetRevision": revision, "buildType": build_type}
-    response = hook.request_json("POST", BUILDS, json=body)
-    key = response.get("buildKey") if isinstance(response, dict) else None
-    if not isinstance(response, dict) or response.get("isSuccessful") is False or not key:
-        started = f"build {key} " if key else "a build "
-        raise OdcError(
-            f"ODC did not start {started}of asset {asset_key} revision {revision} ({build_type}): the build "
-            f"POST answered isSuccessful={response.get('isSuccessful') if isinstance(response, dict) else None}. "
-            "Check the revision in ODC Studio and the ODC Portal, then run the task again."
-        )
-    return str(key)
-
-
 def release_builds(hook: OdcHook, asset_key: str, revision: int) -> list[dict[str, Any]]:
     """The Release builds of a revision, newest first (ODC deploys only Release builds)."""
     params = {"assetKey": asset_key, "assetRevision": revision, "byBuildType": "Release"}

@@ -3,6 +3,11 @@
 Check once; if the operation has not ended, either defer to ``OdcOperationTrigger`` (the worker slot
 is freed while ODC works) or poll in the worker on the same schedule. Either way the end is judged
 in one place, ``finish``: success returns, failure raises with ODC's own error messages.
+
+One failed status poll does not end a long wait: a poll that fails for a reason a later poll may not
+meet (ODC unreachable, a timeout, 429, 5xx; each already retried by the hook) is logged and the next
+poll comes on schedule, up to ``poll_failure_limit`` failures in a row and never past the deadline. A
+permanent answer (401 with a fresh token, 403, 404) fails at once.
 """
 
 from __future__ import annotations
@@ -11,10 +16,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_odc.compat import conf
-from airflow_provider_odc.exceptions import OdcError, OdcOperationFailed
+from airflow_provider_odc.exceptions import OdcError, OdcOperationFailed, is_transient
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operations import OperationKind, operation_kind, poll_interval
-from airflow_provider_odc.triggers.odc import FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL, OdcOperationTrigger
+from airflow_provider_odc.triggers.odc import (
+    FAST_INTERVAL,
+    FAST_PERIOD,
+    POLL_FAILURE_LIMIT,
+    SLOW_INTERVAL,
+    OdcOperationTrigger,
+    poll_failure_message,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,6 +49,7 @@ class OperationWaiter:
     fast_period: float
     slow_interval: float
     poll_params: dict[str, Any] | None
+    poll_failure_limit: int
     log: Any
 
     def _init_waiting(
@@ -48,7 +61,11 @@ class OperationWaiter:
         fast_period: float,
         slow_interval: float,
         poll_params: dict[str, Any] | None,
+        poll_failure_limit: int = POLL_FAILURE_LIMIT,
     ) -> None:
+        if isinstance(poll_failure_limit, bool) or not isinstance(poll_failure_limit, int) or poll_failure_limit < 0:
+            raise ValueError(f"poll_failure_limit must be an integer >= 0, not {poll_failure_limit!r}.")
+        self.poll_failure_limit = poll_failure_limit
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.wait_timeout = wait_timeout
         self.fast_interval = fast_interval
@@ -61,7 +78,12 @@ class OperationWaiter:
     ) -> str:
         """Block (or defer, when deferrable and ``may_defer``) until the operation ends; return ``key`` on
         success. ``may_defer=False`` for a wait in the middle of ``execute`` that a resume could not continue."""
-        status, _ = hook.operation_status(kind, key, self.poll_params)
+        failures = 0
+        try:
+            status, _ = hook.operation_status(kind, key, self.poll_params)
+        except OdcError as exc:
+            failures = self._poll_failed(kind, key, exc, failures)
+            status = None  # not known yet: wait as for a running operation
         if not kind.is_terminal(status):
             if self.deferrable and may_defer:
                 self.defer(  # type: ignore[attr-defined]
@@ -75,13 +97,29 @@ class OperationWaiter:
                         fast_interval=self.fast_interval,
                         fast_period=self.fast_period,
                         slow_interval=self.slow_interval,
+                        poll_failure_limit=self.poll_failure_limit,
                     ),
                     method_name="execute_complete",
                 )
-            status = self._poll(hook, kind, key, started_at)
+            status = self._poll(hook, kind, key, started_at, failures)
         return self.finish(hook, kind, key, status)
 
-    def _poll(self, hook: OdcHook, kind: OperationKind, key: str, started_at: float) -> str | None:
+    def _poll_failed(self, kind: OperationKind, key: str, exc: OdcError, failures: int) -> int:
+        """Count one failed status poll: the new count, or raise when it is permanent or one too many."""
+        failures += 1
+        if not is_transient(exc) or failures > self.poll_failure_limit:
+            raise OdcError(poll_failure_message(kind.name, key, exc, failures, self.poll_failure_limit)) from None
+        self.log.warning(
+            "A status poll of ODC %s %s failed (%d in a row, %d tolerated); polling on: %s",
+            kind.name,
+            key,
+            failures,
+            self.poll_failure_limit,
+            exc,
+        )
+        return failures
+
+    def _poll(self, hook: OdcHook, kind: OperationKind, key: str, started_at: float, failures: int = 0) -> str | None:
         deadline = started_at + self.wait_timeout
         while True:
             now = time.time()
@@ -96,7 +134,12 @@ class OperationWaiter:
                 slow_interval=self.slow_interval,
             )
             time.sleep(min(interval, deadline - now))
-            status, _ = hook.operation_status(kind, key, self.poll_params)
+            try:
+                status, _ = hook.operation_status(kind, key, self.poll_params)
+            except OdcError as exc:
+                failures = self._poll_failed(kind, key, exc, failures)
+                continue
+            failures = 0
             self.log.info("ODC %s %s is %s.", kind.name, key, hook.scrub(status))  # ODC's text
             if kind.is_terminal(status):
                 return status
@@ -126,7 +169,14 @@ class OperationWaiter:
                 f"ODC {kind.name} {key} was still {event.get('operation_status')} after {self.wait_timeout:.0f} s; "
                 "it keeps running in ODC."
             )
-        raise OdcError(f"Waiting for ODC {kind.name} {key} failed: {event.get('message')}")
+        raise OdcError(str(event.get("message")))  # poll_failure_message: says which operation and why
 
 
-__all__ = ["FAST_INTERVAL", "FAST_PERIOD", "SLOW_INTERVAL", "OperationWaiter", "default_deferrable"]
+__all__ = [
+    "FAST_INTERVAL",
+    "FAST_PERIOD",
+    "POLL_FAILURE_LIMIT",
+    "SLOW_INTERVAL",
+    "OperationWaiter",
+    "default_deferrable",
+]

@@ -48,6 +48,7 @@ ASSETS_ROUTE = "/api/asset-repository/v1/assets"
 ASSET_ROUTE = "/api/asset-repository/v1/assets/{assetKey}"
 ENVIRONMENTS_ROUTE = "/api/portfolios/v2/environments"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+DROP_RESPONSE = "odc_drop_response"  # request state: a drop_response fault hit this request
 
 NOT_JSON_PAGE = (
     "<!DOCTYPE html><html><head><title>Sign in</title></head>"
@@ -146,6 +147,8 @@ class RecordingMiddleware:
         async def send_and_note(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.state.note_response(record, message["status"])
+            elif scope["state"].get(DROP_RESPONSE):
+                return  # a drop_response fault: the body never leaves; returning unfinished closes the connection
             await send(message)
 
         await self.app(scope, receive, send_and_note)
@@ -161,9 +164,11 @@ def create_app(state: EmulatorState) -> FastAPI:
     app.add_middleware(RecordingMiddleware, state=state)
 
     async def serve_fault(request: Request, kind: str) -> Fault | None:
-        fault = state.take_fault(kind, request.url.path)
+        fault = state.take_fault(kind, request.url.path, request.method)
         if fault is not None and fault.latency > 0:
             await asyncio.sleep(fault.latency)
+        if fault is not None and fault.drop_response:
+            request.scope.setdefault("state", {})[DROP_RESPONSE] = True
         return fault
 
     async def guard_api(request: Request, template: str) -> Response | None:
@@ -371,7 +376,8 @@ def create_app(state: EmulatorState) -> FastAPI:
     @app.post(f"{CONTROL_PREFIX}/faults")
     async def control_add_fault(request: Request) -> Response:
         try:
-            body = await json_object(request, {"target", "status", "count", "retry_after", "latency", "path_prefix"})
+            allowed = {"target", "status", "count", "retry_after", "latency", "path_prefix", "method", "drop_response"}
+            body = await json_object(request, allowed)
             fault = state.add_fault(**body)
         except ValueError as error:
             return control_error(error)

@@ -217,6 +217,8 @@ class OdcEmulator:
         retry_after: str | int | None = None,
         latency: float = 0.0,
         path_prefix: str | None = None,
+        method: str | None = None,
+        drop_response: bool = False,
     ) -> Fault:
         return self.state.add_fault(
             target=target,
@@ -225,6 +227,8 @@ class OdcEmulator:
             retry_after=retry_after,
             latency=latency,
             path_prefix=path_prefix,
+            method=method,
+            drop_response=drop_response,
         )
 
     def pending_faults(self) -> list[dict[str, Any]]:

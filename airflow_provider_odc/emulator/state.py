@@ -30,6 +30,7 @@ DEFAULT_CLIENT_ID = "odc-emulator-client"
 DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
 TOKEN_SCOPE = "profile email"
 FAULT_TARGETS = ("api", "token", "discovery", "any")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DISCOVERY_MODES = ("normal", "not_json", "missing_token_endpoint", "override")
 REQUEST_LOG_SIZE = 1000
 UNSET: Any = object()
@@ -53,7 +54,11 @@ def _b64url_decode(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected misbehaviour: answer ``status`` (or just wait ``latency`` s) for ``count`` requests."""
+    """One injected misbehaviour: answer ``status`` (or just wait ``latency`` s) for ``count`` requests.
+
+    ``drop_response``: process the request as usual, then cut the connection after the status line and
+    headers, so the client never reads the body: a POST ODC accepted whose answer was lost.
+    """
 
     target: str
     status: int | None
@@ -61,10 +66,14 @@ class Fault:
     retry_after: str | None
     latency: float
     path_prefix: str | None
+    method: str | None = None
+    drop_response: bool = False
 
-    def matches(self, kind: str, path: str) -> bool:
-        """Whether a request of ``kind`` (api/token/discovery) on ``path`` is affected."""
+    def matches(self, kind: str, path: str, method: str | None = None) -> bool:
+        """Whether a request of ``kind`` (api/token/discovery) on ``path`` with ``method`` is affected."""
         if self.target not in ("any", kind):
+            return False
+        if self.method is not None and method is not None and method.upper() != self.method:
             return False
         return self.path_prefix is None or path.startswith(self.path_prefix)
 
@@ -76,6 +85,8 @@ class Fault:
             "retry_after": self.retry_after,
             "latency": self.latency,
             "path_prefix": self.path_prefix,
+            "method": self.method,
+            "drop_response": self.drop_response,
         }
 
 
@@ -435,6 +446,8 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         retry_after: str | int | None = None,
         latency: float = 0.0,
         path_prefix: str | None = None,
+        method: str | None = None,
+        drop_response: bool = False,
     ) -> Fault:
         """Queue a fault for the next ``count`` matching requests (FIFO among faults that match)."""
         if target not in FAULT_TARGETS:
@@ -446,8 +459,14 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         _positive_int("count", count)
         if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
             raise ValueError("latency must be a number of seconds >= 0")
-        if status is None and latency == 0:
-            raise ValueError("a fault needs a status, a latency, or both")
+        if not isinstance(drop_response, bool):
+            raise ValueError("drop_response must be true or false")
+        if drop_response and status is not None:
+            raise ValueError("drop_response processes the request: it takes no status")
+        if status is None and latency == 0 and not drop_response:
+            raise ValueError("a fault needs a status, a latency, drop_response, or a combination")
+        if method is not None and (not isinstance(method, str) or method.upper() not in HTTP_METHODS):
+            raise ValueError(f"method must be one of {', '.join(HTTP_METHODS)} or null")
         if retry_after is not None and not isinstance(retry_after, (str, int)):
             raise ValueError("retry_after must be a string (seconds or HTTP-date), an integer or null")
         if path_prefix is not None and not isinstance(path_prefix, str):
@@ -459,16 +478,18 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
             retry_after=None if retry_after is None else str(retry_after),
             latency=float(latency),
             path_prefix=path_prefix,
+            method=None if method is None else method.upper(),
+            drop_response=drop_response,
         )
         with self._lock:
             self._faults.append(_PendingFault(fault, count))
         return fault
 
-    def take_fault(self, kind: str, path: str) -> Fault | None:
+    def take_fault(self, kind: str, path: str, method: str | None = None) -> Fault | None:
         """Consume one use of the oldest fault matching this request, if any."""
         with self._lock:
             for pending in self._faults:
-                if pending.fault.matches(kind, path):
+                if pending.fault.matches(kind, path, method):
                     pending.remaining -= 1
                     if pending.remaining == 0:
                         self._faults.remove(pending)

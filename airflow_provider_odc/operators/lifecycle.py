@@ -5,7 +5,9 @@ Portal before it waits, waits by default (deferrable when asked), succeeds only 
 success status, and on failure raises with ODC's own error messages. Assets are given by key or exact
 name, stages by key or name (``"Production"``), revisions by number, ``"latest"`` or ``"highest-tag"``.
 POSTs that start operations are never re-sent once ODC may have processed them (only a 429 is retried,
-honouring ODC's 10-per-minute limits).
+honouring ODC's 10-per-minute limits). When a POST's answer is lost, and on Airflow's own retries, the
+operator attaches to the operation its earlier attempt started instead of starting a second one
+(``airflow_provider_odc.attach`` says how it recognises it, and where that can be wrong).
 """
 
 from __future__ import annotations
@@ -16,22 +18,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_odc.attach import DEPLOYMENTS, PUBLISHES, Launch, OperationMatch, TryMemory, start_once
 from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.links import PORTAL_URL_XCOM_KEY, OdcPortalLink, portal_url
 from airflow_provider_odc.operations import OPERATION_KINDS
 from airflow_provider_odc.resolve import (
     ASSETS,
+    BUILDS,
     resolve_asset,
     resolve_revision,
     resolve_stage,
     reusable_build,
-    start_build,
 )
 from airflow_provider_odc.waiting import (
     DEFAULT_WAIT_TIMEOUT,
     FAST_INTERVAL,
     FAST_PERIOD,
+    POLL_FAILURE_LIMIT,
     SLOW_INTERVAL,
     OperationWaiter,
 )
@@ -39,20 +43,24 @@ from airflow_provider_odc.waiting import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
 
-
-def start_deployment_operation(
-    hook: OdcHook, operation: str, asset: dict[str, Any], stage: dict[str, Any], **fields: Any
-) -> tuple[str, str]:
-    """POST a deployment operation (Deploy, ApplyConfigs, Undeploy): its key and the Portal URL of the app
-    on that stage."""
+def deployment_launch(operation: str, asset: dict[str, Any], stage: dict[str, Any], **fields: Any) -> Launch:
+    """The POST of a deployment operation (Deploy, ApplyConfigs, Undeploy) and how ODC lists it."""
     body = {"operation": operation, "assetKey": asset["assetKey"], **fields, "environmentKey": stage["key"]}
-    response = hook.request_json("POST", DEPLOYMENTS, json=body)
-    return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+    match = OperationMatch(
+        "deployment",
+        asset["assetKey"],
+        revision=fields.get("revision"),
+        stage_key=stage["key"],
+        operation=operation,
+        build_key=fields.get("buildKey"),
+    )
+    return Launch(DEPLOYMENTS, body, match)
 
 
-PUBLISHES = "/api/deployments/v1/publish-operations"
+def build_launch(asset_key: str, revision: int, build_type: str) -> Launch:
+    body = {"assetKey": asset_key, "assetRevision": revision, "buildType": build_type}
+    return Launch(BUILDS, body, OperationMatch("build", asset_key, revision=revision, build_type=build_type))
 
 
 class OdcOperationOperator(OperationWaiter, BaseOperator):
@@ -66,6 +74,11 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
         in ODC). Default 3600.
     :param fast_interval, fast_period, slow_interval: the poll schedule (ODC's: every 5 s for the first
         30 s, then every 30 s).
+    :param poll_failure_limit: status polls in a row that may fail transiently (ODC unreachable, a
+        timeout, 429, 5xx) before the wait fails; 401/403/404 fail at once. Default 5.
+
+    On a retry (and when a POST's answer is lost) the operator attaches to the operation its earlier
+    attempt started instead of starting another: see ``airflow_provider_odc.attach``.
     """
 
     kind: ClassVar[str]
@@ -82,6 +95,7 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
         fast_interval: float = FAST_INTERVAL,
         fast_period: float = FAST_PERIOD,
         slow_interval: float = SLOW_INTERVAL,
+        poll_failure_limit: int = POLL_FAILURE_LIMIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,16 +108,18 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
             fast_period=fast_period,
             slow_interval=slow_interval,
             poll_params=None,
+            poll_failure_limit=poll_failure_limit,
         )
 
-    def start(self, hook: OdcHook) -> tuple[str, str]:
-        """Start the operation; return its key and the ODC Portal URL to show."""
+    def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
+        """Start the operation (or attach to the one an earlier try started); return its key and the ODC
+        Portal URL to show."""
         raise NotImplementedError
 
     def execute(self, context: Context) -> str:
         hook = OdcHook(self.odc_conn_id)
         started_at = time.time()
-        key, url = self.start(hook)
+        key, url = self.start(hook, TryMemory(context))
         context["ti"].xcom_push(key="operation_key", value=key)
         context["ti"].xcom_push(key=PORTAL_URL_XCOM_KEY, value=url)
         self.log.info("ODC %s %s started: %s", self.kind, key, url)
@@ -144,7 +160,7 @@ class OdcBuildOperator(OdcOperationOperator):
         self.build_type = build_type
         self.reuse_existing_build = reuse_existing_build
 
-    def start(self, hook: OdcHook) -> tuple[str, str]:
+    def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         asset = resolve_asset(hook, self.asset)
         revision = resolve_revision(hook, asset["assetKey"], self.revision)
         url = portal_url(hook.settings.origin, asset["assetKey"])
@@ -159,7 +175,7 @@ class OdcBuildOperator(OdcOperationOperator):
                     revision,
                 )
                 return str(existing["buildKey"]), url
-        return start_build(hook, asset["assetKey"], revision, self.build_type), url
+        return start_once(hook, build_launch(asset["assetKey"], revision, self.build_type), memory), url
 
 
 class OdcDeployOperator(OdcOperationOperator):
@@ -194,15 +210,18 @@ class OdcDeployOperator(OdcOperationOperator):
         self.build_key = build_key
         self.build_if_missing = build_if_missing
 
-    def start(self, hook: OdcHook) -> tuple[str, str]:
+    def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         asset = resolve_asset(hook, self.asset)
         stage = resolve_stage(hook, self.stage)
         revision = resolve_revision(hook, asset["assetKey"], self.revision)
         build_key = self.build_key or self._release_build(hook, asset, revision)
         self.log.info("Deploying %s revision %s to %s.", asset["name"], revision, stage["name"])
-        return start_deployment_operation(hook, "Deploy", asset, stage, revision=revision, buildKey=build_key)
+        launch = deployment_launch("Deploy", asset, stage, revision=revision, buildKey=build_key)
+        return start_once(hook, launch, memory), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
 
     def _release_build(self, hook: OdcHook, asset: dict[str, Any], revision: int) -> str:
+        """The revision's finished Release build; with ``build_if_missing``, one still running (an earlier
+        try's, say) awaited, or a new one started and awaited."""
         build = reusable_build(hook, asset["assetKey"], revision, finished_only=True)
         if build is not None:
             return str(build["buildKey"])
@@ -211,8 +230,14 @@ class OdcDeployOperator(OdcOperationOperator):
                 f"{asset['name']} revision {revision} has no finished Release build. Set build_if_missing=True "
                 "or run an OdcBuildOperator first."
             )
-        build_key = start_build(hook, asset["assetKey"], revision, "Release")
-        self.log.info("Building %s revision %s first: build %s.", asset["name"], revision, build_key)
+        build = reusable_build(hook, asset["assetKey"], revision, finished_only=False)  # Pending or Running
+        if build is not None:
+            build_key = str(build["buildKey"])
+            self.log.info("Waiting for %s Release build %s of %s first.", build.get("status"), build_key, asset["name"])
+        else:
+            # No memory here: the deployment's own POST records this task's attempt.
+            build_key = start_once(hook, build_launch(asset["assetKey"], revision, "Release"), TryMemory({}))
+            self.log.info("Building %s revision %s first: build %s.", asset["name"], revision, build_key)
         return self.wait_for(hook, OPERATION_KINDS["build"], build_key, time.time(), may_defer=False)
 
 
@@ -234,11 +259,12 @@ class OdcApplyConfigsOperator(OdcOperationOperator):
         self.stage = stage
         self.revision = revision
 
-    def start(self, hook: OdcHook) -> tuple[str, str]:
+    def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         asset = resolve_asset(hook, self.asset)
         stage = resolve_stage(hook, self.stage)
         fields = {} if self.revision is None else {"revision": resolve_revision(hook, asset["assetKey"], self.revision)}
-        return start_deployment_operation(hook, "ApplyConfigs", asset, stage, **fields)
+        key = start_once(hook, deployment_launch("ApplyConfigs", asset, stage, **fields), memory)
+        return key, portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
 
 
 class OdcUndeployOperator(OdcOperationOperator):
@@ -256,10 +282,11 @@ class OdcUndeployOperator(OdcOperationOperator):
         self.asset = asset
         self.stage = stage
 
-    def start(self, hook: OdcHook) -> tuple[str, str]:
+    def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         asset = resolve_asset(hook, self.asset)
         stage = resolve_stage(hook, self.stage)
-        return start_deployment_operation(hook, "Undeploy", asset, stage)
+        key = start_once(hook, deployment_launch("Undeploy", asset, stage), memory)
+        return key, portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
 
 
 class OdcPublishOperator(OdcOperationOperator):
@@ -279,18 +306,16 @@ class OdcPublishOperator(OdcOperationOperator):
         self.revision = revision
         self.stage = stage
 
-    def start(self, hook: OdcHook) -> tuple[str, str]:
+    def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         asset = resolve_asset(hook, self.asset)
-        body: dict[str, Any] = {
-            "operation": "Publish",
-            "assetKey": asset["assetKey"],
-            "revision": resolve_revision(hook, asset["assetKey"], self.revision),
-        }
+        revision = resolve_revision(hook, asset["assetKey"], self.revision)
+        body: dict[str, Any] = {"operation": "Publish", "assetKey": asset["assetKey"], "revision": revision}
         stage_key = resolve_stage(hook, self.stage)["key"] if self.stage else None
         if stage_key:
             body["environmentKey"] = stage_key
-        response = hook.request_json("POST", PUBLISHES, json=body)
-        return str(response["key"]), portal_url(hook.settings.origin, asset["assetKey"], stage_key)
+        match = OperationMatch("publish", asset["assetKey"], revision, stage_key=stage_key, operation="Publish")
+        key = start_once(hook, Launch(PUBLISHES, body, match), memory)
+        return key, portal_url(hook.settings.origin, asset["assetKey"], stage_key)
 
 
 class OdcTagRevisionOperator(BaseOperator):

@@ -9,9 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
+from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operations import operation_kind
-from airflow_provider_odc.waiting import FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL, OperationWaiter
+from airflow_provider_odc.waiting import (
+    FAST_INTERVAL,
+    FAST_PERIOD,
+    POLL_FAILURE_LIMIT,
+    SLOW_INTERVAL,
+    OperationWaiter,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,6 +37,9 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
         needs ``{"environmentKey": ..., "applicationKey": ...}``.
     :param fast_interval, fast_period, slow_interval: the deferrable poll schedule (ODC: 5 s for the
         first 30 s, then 30 s). In poke mode, ``poke_interval`` applies.
+    :param poll_failure_limit: status polls in a row that may fail transiently (ODC unreachable, a
+        timeout, 429, 5xx) before the sensor fails; 401/403/404 fail at once. In ``mode="reschedule"``
+        each poke starts counting afresh, so there the sensor's ``timeout`` is the bound.
     """
 
     template_fields: Sequence[str] = ("operation_key", "poll_params")
@@ -46,6 +56,7 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
         fast_period: float = FAST_PERIOD,
         slow_interval: float = SLOW_INTERVAL,
         poke_interval: float = 30,
+        poll_failure_limit: int = POLL_FAILURE_LIMIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
@@ -65,7 +76,9 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
             fast_period=fast_period,
             slow_interval=slow_interval,
             poll_params=poll_params,
+            poll_failure_limit=poll_failure_limit,
         )
+        self._poll_failures = 0
 
     @cached_property
     def hook(self) -> OdcHook:
@@ -75,7 +88,12 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         hook = self.hook
         kind = operation_kind(self.kind)
-        status, body = hook.operation_status(kind, self.operation_key, self.poll_params)
+        try:
+            status, body = hook.operation_status(kind, self.operation_key, self.poll_params)
+        except OdcError as exc:
+            self._poll_failures = self._poll_failed(kind, self.operation_key, exc, self._poll_failures)
+            return False
+        self._poll_failures = 0
         self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, hook.scrub(status))  # ODC's text
         if not kind.is_terminal(status):
             return False

@@ -5,6 +5,10 @@ schedule and absolute deadlines. No token, no secret: the trigger gets the token
 encrypted Variable cache as the tasks. Events carry the outcome only (status, kind, key, ODC status);
 the resumed task reads ODC's messages itself. Airflow stores events unmasked, so every text in one goes
 through the hook's scrubber first (an error message can quote what a server echoed).
+
+A status poll that fails for a transient reason (ODC unreachable, a timeout, 429, 5xx) is logged and
+the next one comes on schedule, up to ``poll_failure_limit`` failures in a row and never past
+``end_time``; a permanent one (401 with a fresh token, 403, 404) ends the wait at once.
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_odc.exceptions import OdcError
+from airflow_provider_odc.exceptions import OdcError, is_transient
 from airflow_provider_odc.hooks.odc_async import OdcAsyncHook
 from airflow_provider_odc.operations import operation_kind, poll_interval
 
 FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL = 5.0, 30.0, 30.0
 #: The longest text of an event (an error message with ODC's scrubbed title and detail fits).
 EVENT_TEXT_LIMIT = 2000
+POLL_FAILURE_LIMIT = 5  # status polls in a row that may fail transiently before the wait gives up
+
+
+def poll_failure_message(kind: str, key: str, exc: BaseException, failures: int, limit: int) -> str:
+    """Why a wait stopped on a failed status poll (shared by poke and deferrable mode)."""
+    if not is_transient(exc):
+        return f"Waiting for ODC {kind} {key} stopped: its status could not be read. {exc}"
+    return (
+        f"Waiting for ODC {kind} {key} stopped: {failures} status polls in a row failed (limit "
+        f"poll_failure_limit={limit}); the operation may still be running in ODC. Last error: {exc}"
+    )
 
 
 class OdcOperationTrigger(BaseTrigger):
@@ -35,6 +50,8 @@ class OdcOperationTrigger(BaseTrigger):
     :param started_at: epoch seconds when the operation started: the poll schedule counts from it, so
         a resumed wait keeps its pace.
     :param poll_params: extra query parameters of the status call (native mobile builds need some).
+    :param poll_failure_limit: transient status-poll failures tolerated in a row (counted from the
+        trigger's first poll).
     """
 
     def __init__(
@@ -49,6 +66,7 @@ class OdcOperationTrigger(BaseTrigger):
         fast_interval: float = FAST_INTERVAL,
         fast_period: float = FAST_PERIOD,
         slow_interval: float = SLOW_INTERVAL,
+        poll_failure_limit: int = POLL_FAILURE_LIMIT,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         operation_kind(kind)  # fail early on a typo
@@ -61,6 +79,7 @@ class OdcOperationTrigger(BaseTrigger):
         self.fast_interval = fast_interval
         self.fast_period = fast_period
         self.slow_interval = slow_interval
+        self.poll_failure_limit = poll_failure_limit
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -75,6 +94,7 @@ class OdcOperationTrigger(BaseTrigger):
                 "fast_interval": self.fast_interval,
                 "fast_period": self.fast_period,
                 "slow_interval": self.slow_interval,
+                "poll_failure_limit": self.poll_failure_limit,
             },
         )
 
@@ -88,25 +108,44 @@ class OdcOperationTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         kind = operation_kind(self.kind)
+        failures = 0
         async with OdcAsyncHook(self.odc_conn_id) as hook:
-            try:
-                while True:
+            while True:
+                status: str | None = None
+                body: dict[str, Any] = {}
+                try:
                     status, body = await hook.operation_state(kind, self.operation_key, self.poll_params)
-                    outcome = kind.verdict(status, body)
-                    if outcome is not None:
-                        yield self._event(hook, outcome, operation_status=status)
+                    failures = 0
+                except OdcError as exc:
+                    failures += 1
+                    if not is_transient(exc) or failures > self.poll_failure_limit:
+                        message = poll_failure_message(
+                            self.kind, self.operation_key, exc, failures, self.poll_failure_limit
+                        )
+                        yield self._event(hook, "error", message=message)
                         return
-                    now = time.time()
-                    if now >= self.end_time:
-                        yield self._event(hook, "timeout", operation_status=status)
-                        return
-                    self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, hook.scrub(status))
-                    interval = poll_interval(
-                        now - self.started_at,
-                        fast_interval=self.fast_interval,
-                        fast_period=self.fast_period,
-                        slow_interval=self.slow_interval,
+                    self.log.warning(
+                        "A status poll of ODC %s %s failed (%d in a row, %d tolerated); polling on: %s",
+                        self.kind,
+                        self.operation_key,
+                        failures,
+                        self.poll_failure_limit,
+                        hook.scrub(exc),
                     )
-                    await asyncio.sleep(max(min(interval, self.end_time - now), 0.0))
-            except OdcError as exc:
-                yield self._event(hook, "error", message=str(exc))
+                outcome = kind.verdict(status, body) if not failures else None
+                if outcome is not None:
+                    yield self._event(hook, outcome, operation_status=status)
+                    return
+                now = time.time()
+                if now >= self.end_time:
+                    yield self._event(hook, "timeout", operation_status=status)
+                    return
+                if not failures:
+                    self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, hook.scrub(status))
+                interval = poll_interval(
+                    now - self.started_at,
+                    fast_interval=self.fast_interval,
+                    fast_period=self.fast_period,
+                    slow_interval=self.slow_interval,
+                )
+                await asyncio.sleep(max(min(interval, self.end_time - now), 0.0))

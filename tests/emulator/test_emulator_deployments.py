@@ -4,6 +4,7 @@ the portfolio's deployed assets. Time moves with ``advance()``: no test sleeps."
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from typing import Any
 
@@ -347,6 +348,56 @@ def test_created_date_filters(client: Any, kit: Any, odc_emulator: OdcEmulator) 
     assert [op["key"] for op in since] == [key]
     before = client.get(DEPLOYMENTS, {"createdDateTo": "2024-06-30T00:00:00Z"}).json()["results"]
     assert before and all(op["startedDateTime"] <= "2024-06-30" for op in before)
+
+
+def test_the_lookup_a_retry_makes_finds_exactly_the_new_operation(
+    client: Any, kit: Any, odc_emulator: OdcEmulator
+) -> None:
+    """What ``attach.started_operations`` asks: asset, stage, revision, type, created since, newest first."""
+    app, build, revision = reusable(kit)
+    qa, prod = kit.stage("QA"), kit.stage("Production")
+    since = odc_emulator.state.now()
+    kit.deploy(deploy_body(app, build, revision, prod))  # another stage
+    kit.deploy({"operation": "ApplyConfigs", "assetKey": app["assetKey"], "environmentKey": qa})  # another type
+    odc_emulator.advance(OPERATION_SECONDS)
+    key = kit.deploy(deploy_body(app, build, revision, qa)).json()["key"]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since - 1))
+    query = {
+        "assetKey": app["assetKey"],
+        "environmentKey": qa,
+        "revision": revision,
+        "operations": "Deploy",
+        "createdDateSince": stamp,
+        "sort": "-CreatedAt",
+        "limit": 50,
+    }
+    assert [op["key"] for op in client.get(DEPLOYMENTS, query).json()["results"]] == [key]
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(odc_emulator.state.now() + 60))
+    assert client.get(DEPLOYMENTS, {**query, "createdDateSince": later}).json()["results"] == []
+    assert client.get(DEPLOYMENTS, {**query, "revision": revision - 1}).json()["results"] == []
+
+
+def test_publish_list_filters_by_asset_revision_stage_and_creation_time(
+    client: Any, kit: Any, odc_emulator: OdcEmulator
+) -> None:
+    first, second = kit.apps(2)[:2]
+    dev = kit.stage("Development")
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(odc_emulator.state.now() - 1))
+    mine = client.post(PUBLISHES, {"operation": "Publish", "assetKey": first["assetKey"], "revision": 3}).json()
+    other_revision = client.post(PUBLISHES, {"operation": "Publish", "assetKey": first["assetKey"], "revision": 2})
+    other_asset = client.post(PUBLISHES, {"operation": "Publish", "assetKey": second["assetKey"], "revision": 3})
+    staged = client.post(
+        PUBLISHES, {"operation": "Publish", "assetKey": first["assetKey"], "revision": 3, "environmentKey": dev}
+    ).json()
+    assert other_revision.status_code == other_asset.status_code == 201
+
+    def keys(**params: Any) -> list[str]:
+        return [op["key"] for op in client.get(PUBLISHES, params).json()["results"]]
+
+    assert keys(assetKey=first["assetKey"], revision=3, createdDateSince=since) == [staged["key"], mine["key"]]
+    assert keys(assetKey=first["assetKey"], revision=3, environmentKey=dev) == [staged["key"]]
+    assert keys(assetKey=first["assetKey"], createdDateTo="2024-01-01T00:00:00Z") == []
+    assert keys(assetKey=second["assetKey"], revision=3, createdDateSince=since) == [other_asset.json()["key"]]
 
 
 def test_unknown_operation_keys_are_404(client: Any, kit: Any, odc_emulator: OdcEmulator) -> None:

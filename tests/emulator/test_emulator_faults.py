@@ -15,6 +15,7 @@ from airflow_provider_odc.emulator.server import OdcEmulator
 
 ASSETS = "/api/asset-repository/v1/assets"
 ENVIRONMENTS = "/api/portfolios/v2/environments"
+BUILDS = "/api/builds/v1/build-operations"
 TIMEOUT = 10
 
 
@@ -134,9 +135,10 @@ def test_faults_over_http_control(client: Any, odc_emulator: OdcEmulator) -> Non
     body: dict[str, Any] = {"target": "api", "status": 429, "count": 2, "retry_after": "1", "path_prefix": ASSETS}
     added = requests.post(f"{odc_emulator.control_url}/faults", json=body, timeout=TIMEOUT)
     assert added.status_code == 200
-    assert added.json()["fault"] == {**body, "latency": 0.0}
+    defaults = {"latency": 0.0, "method": None, "drop_response": False}
+    assert added.json()["fault"] == {**body, **defaults}
     pending = requests.get(f"{odc_emulator.control_url}/faults", timeout=TIMEOUT).json()["pending"]
-    assert pending == [{**body, "latency": 0.0, "remaining": 2}]
+    assert pending == [{**body, **defaults, "remaining": 2}]
     assert client.get(ASSETS).status_code == 429
     assert odc_emulator.pending_faults()[0]["remaining"] == 1
     assert requests.delete(f"{odc_emulator.control_url}/faults", timeout=TIMEOUT).json() == {"pending": []}
@@ -152,6 +154,9 @@ def test_faults_over_http_control(client: Any, odc_emulator: OdcEmulator) -> Non
         {"status": 200},
         {"status": 500, "latency": -1},
         {"status": 500, "colour": "red"},
+        {"status": 503, "drop_response": True},  # a dropped answer is processed: no status to answer
+        {"drop_response": "yes"},
+        {"status": 500, "method": "FETCH"},
         ["not", "an", "object"],
     ],
 )
@@ -159,6 +164,38 @@ def test_invalid_fault_requests_are_rejected(odc_emulator: OdcEmulator, body: An
     response = requests.post(f"{odc_emulator.control_url}/faults", json=body, timeout=TIMEOUT)
     assert response.status_code == 400 and response.json()["error"]
     assert odc_emulator.pending_faults() == []
+
+
+def test_drop_response_processes_the_post_then_cuts_the_answer(client: Any, odc_emulator: OdcEmulator) -> None:
+    """ODC accepted the POST; the client never reads the answer: the build exists, its key was lost."""
+    token = client.token()
+    app = next(a for a in odc_emulator.inventory()["assets"] if a["deployable"])
+    body = {"assetKey": app["assetKey"], "assetRevision": app["latestRevision"], "buildType": "Release"}
+    odc_emulator.add_fault(path_prefix=BUILDS, method="POST", drop_response=True)
+    assert client.get(BUILDS, {"assetKey": app["assetKey"]}, token=token).status_code == 200  # GET: not its method
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        client.post(BUILDS, body, token=token, check=False)
+    assert odc_emulator.stats()["operations_started"]["build"] == 1 and odc_emulator.pending_faults() == []
+    listed = client.get(BUILDS, {"assetKey": app["assetKey"], "assetRevision": app["latestRevision"]}, token=token)
+    assert listed.json()["builds"][0]["status"] == "Pending"  # newest first: the build the lost answer named
+    assert client.post(BUILDS, body, token=token).status_code == 201  # the fault was used up
+    assert odc_emulator.stats()["faults_served"] == 1
+
+
+def test_drop_response_over_http_control(odc_emulator: OdcEmulator) -> None:
+    body = {"path_prefix": BUILDS, "method": "post", "drop_response": True}
+    added = requests.post(f"{odc_emulator.control_url}/faults", json=body, timeout=TIMEOUT)
+    assert added.status_code == 200
+    assert added.json()["fault"] == {
+        "target": "api",
+        "status": None,
+        "count": 1,
+        "retry_after": None,
+        "latency": 0.0,
+        "path_prefix": BUILDS,
+        "method": "POST",
+        "drop_response": True,
+    }
 
 
 def test_reset_clears_pending_faults(client: Any, odc_emulator: OdcEmulator) -> None:

@@ -171,3 +171,47 @@ def test_every_operation_kind_matches_the_specs(
         "GET /api/native-mobile-builds/v1/build-operations/{operationKey}/log-messages",
         "GET /api/identity/v1/users/bulk/{key}",
     } <= responses_checked
+
+
+def test_lookups_after_a_lost_answer_ask_only_what_the_specs_declare(
+    contract: OpenApiContract, fast_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list queries that find an operation whose POST answer was lost: every query parameter is one
+    the spec declares for that list, every answer matches its schema."""
+    queries: list[tuple[str, dict[str, Any], requests.Response]] = []
+    original = requests.Session.request
+
+    def recording(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        response = original(self, method, url, *args, **kwargs)
+        path = urlsplit(url).path
+        if method.upper() == "GET" and path.endswith("-operations"):
+            queries.append((path, dict(kwargs.get("params") or {}), response))
+        return response
+
+    monkeypatch.setattr(requests.Session, "request", recording)
+    built = web_app(fast_emulator, with_release_build=False)
+    deployed = web_app(fast_emulator, with_release_build=True)
+    deploy = OdcDeployOperator(task_id="d", asset=deployed["name"], stage="QA", **FAST)
+    publish = OdcPublishOperator(task_id="p", asset=deployed["name"], stage="QA", **FAST)
+    operators = [
+        ("/api/builds/v1/build-operations", OdcBuildOperator(task_id="b", asset=built["name"], **FAST)),
+        ("/api/deployments/v1/deployment-operations", deploy),
+        ("/api/deployments/v1/publish-operations", publish),
+    ]
+    for path, operator in operators:
+        fast_emulator.add_fault(path_prefix=path, method="POST", drop_response=True)
+        run_operator(operator)
+
+    checked = set()
+    for path, params, response in queries:
+        route = spec_route(contract, path)
+        assert route is not None
+        spec, base, template = route
+        declared = {parameter["name"] for parameter in spec["paths"][template]["get"].get("parameters", [])}
+        assert set(params) <= declared, f"GET {path} sends {sorted(set(params) - declared)}, not in the spec"
+        assert response.status_code == 200
+        contract.validate(base + template, "GET", 200, response.json())
+        checked.add(path)
+    assert checked == {path for path, _ in operators}
+    started = fast_emulator.stats()["operations_started"]
+    assert (started["build"], started["deploy"], started["publish"]) == (1, 1, 1)

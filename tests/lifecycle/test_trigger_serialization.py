@@ -62,6 +62,7 @@ def test_no_token_or_secret_in_the_arguments(odc_emulator: Any, odc_connection: 
         "fast_interval",
         "fast_period",
         "slow_interval",
+        "poll_failure_limit",
     }
 
 
