@@ -6,8 +6,9 @@ AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+DOCS_STAMP := $(VENV)/.installed-docs-$(AIRFLOW_VERSION)
 
-.PHONY: demo test test-oldest bench bench-readme lint install browser-deps clean
+.PHONY: demo test test-oldest bench bench-readme lint install browser-deps docs clean
 
 $(STAMP): pyproject.toml airflow_provider_odc/__init__.py  # a version bump refreshes the installed metadata
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +42,21 @@ bench: $(STAMP)
 bench-readme: $(STAMP)
 	$(BIN)/python scripts/render_bench.py
 
+# Sphinx (the docs extra) on top of the same venv, only for `make docs`.
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[docs]"
+	touch $@
+
+# The API reference from the public modules' docstrings. Built from scratch each time (autodoc does not
+# notice edited docstrings); any warning, an unresolved reference included, fails the build.
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(BIN)/python -m sphinx -W --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
+	@echo "API reference: docs/_build/html/index.html"
+
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) .airflow-demo build dist *.egg-info
+	rm -rf $(VENV) .airflow-demo build dist *.egg-info docs/_build

@@ -72,8 +72,10 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
         ``[operators] default_deferrable``.
     :param wait_timeout: seconds to wait for the operation before failing the task (it keeps running
         in ODC). Default 3600.
-    :param fast_interval, fast_period, slow_interval: the poll schedule (ODC's: every 5 s for the first
-        30 s, then every 30 s).
+    :param fast_interval: the poll schedule (ODC's: every 5 s for the first ``fast_period`` of 30 s,
+        then every ``slow_interval`` of 30 s).
+    :param fast_period: see ``fast_interval``.
+    :param slow_interval: see ``fast_interval``.
     :param poll_failure_limit: status polls in a row that may fail transiently (ODC unreachable, a
         timeout, 429, 5xx) before the wait fails; 401/403/404 fail at once. Default 5.
 

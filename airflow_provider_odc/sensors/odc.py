@@ -35,8 +35,10 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
         ``[operators] default_deferrable``.
     :param poll_params: extra query parameters of the status and messages calls: a native mobile build
         needs ``{"environmentKey": ..., "applicationKey": ...}``.
-    :param fast_interval, fast_period, slow_interval: the deferrable poll schedule (ODC: 5 s for the
-        first 30 s, then 30 s). In poke mode, ``poke_interval`` applies.
+    :param fast_interval: the deferrable poll schedule (ODC: every 5 s for the first ``fast_period``
+        of 30 s, then every ``slow_interval`` of 30 s). In poke mode, ``poke_interval`` applies.
+    :param fast_period: see ``fast_interval``.
+    :param slow_interval: see ``fast_interval``.
     :param poll_failure_limit: status polls in a row that may fail transiently (ODC unreachable, a
         timeout, 429, 5xx) before the sensor fails; 401/403/404 fail at once. In ``mode="reschedule"``
         each poke starts counting afresh, so there the sensor's ``timeout`` is the bound.
