@@ -1,4 +1,6 @@
-"""Fault matrix, part 4: the cache rows that matter most, inside real Airflow tasks (``dag.test()``).
+"""Fault matrix, part 4: the cache rows that matter most, inside real Airflow tasks (``dag.test()``),
+and the cache promises that involve the real Variable (``cache_secret`` across a secret rotation,
+``cache_mode`` memory writing none).
 
 In a task ``Variable.get`` and ``Variable.set`` go through the task SDK to the metadata database, the
 path a worker takes; the DAG ``dags/odc_fault_cache.py`` makes two ODC calls in two tasks.
