@@ -12,10 +12,7 @@ real second Python process where the masker (per process) is what is tested.
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -26,7 +23,7 @@ from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.hooks.odc import envelope_codec_for
 
 from ..faults._support import DictStore
-from ..helpers import HookFactory
+from ..helpers import HookFactory, run_in_new_process
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 KEY = variable_key_for("odc_default")
@@ -185,11 +182,7 @@ def test_a_token_loaded_from_the_variable_is_masked_in_the_process_that_loads_it
     fingerprint = first._token().fingerprint
     monkeypatch.setenv(f"AIRFLOW_VAR_{KEY.upper()}", variables[KEY])  # the sealed token, as stored
 
-    done = subprocess.run([sys.executable, "-c", SECOND_PROCESS], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(lines) == 1, done.stdout[-2000:]
-    result = json.loads(lines[0].removeprefix("RESULT "))
+    result = run_in_new_process(SECOND_PROCESS)
 
     assert result["status"] == 200
     assert result["fingerprint"] == fingerprint, "the second process used the token from the Variable"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -29,6 +27,7 @@ from airflow_provider_odc.operators.lifecycle import (
 from airflow_provider_odc.sensors.odc import OdcOperationSensor
 
 from ..faults._support import DictStore
+from ..helpers import run_in_new_process
 from .conftest import RecordingTI, run_operator, web_app
 
 FAST = {"fast_interval": 0.05, "fast_period": 5, "slow_interval": 0.05}
@@ -139,17 +138,7 @@ def run_trigger_in_another_process(trigger: Any, variables: dict[str, str]) -> d
     """Run ``trigger`` in a new Python process that sees the given Variables through Airflow's
     ``Variable.get`` (as ``AIRFLOW_VAR_*``): nothing of this process's memory goes along."""
     env = {**os.environ, **{f"AIRFLOW_VAR_{key.upper()}": value for key, value in variables.items()}}
-    done = subprocess.run(
-        [sys.executable, "-c", TRIGGERER, json.dumps(trigger.serialize())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(lines) == 1, done.stdout[-2000:]
-    return dict(json.loads(lines[0].removeprefix("RESULT ")))
+    return dict(run_in_new_process(TRIGGERER, json.dumps(trigger.serialize()), env=env))
 
 
 def status_polls(emulator: Any) -> int:

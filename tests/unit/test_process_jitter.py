@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from typing import Any
 
 import pytest
+
+from ..helpers import run_in_new_process
 
 MARGIN = 300.0  # the default refresh margin
 MAX_JITTER = 30.0  # the README: "plus a per-process jitter of up to 30 s"
@@ -46,13 +46,7 @@ def worker_process(seed: int | None, monkeypatch: pytest.MonkeyPatch) -> dict[st
     connection = {"conn_type": "odc", "host": "http://127.0.0.1:9", "login": "client", "password": "secret"}
     monkeypatch.setenv("AIRFLOW_CONN_ODC_JITTER", json.dumps(connection))
     argument = "unseeded" if seed is None else str(seed)
-    done = subprocess.run(
-        [sys.executable, "-c", PROCESS, argument, str(LIFETIME)], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(lines) == 1, done.stdout[-2000:]
-    return dict(json.loads(lines[0].removeprefix("RESULT ")))
+    return dict(run_in_new_process(PROCESS, argument, str(LIFETIME)))
 
 
 def test_two_processes_refresh_the_same_token_at_different_points(monkeypatch: pytest.MonkeyPatch) -> None:
