@@ -149,8 +149,9 @@ def status_polls(emulator: Any) -> int:
 def test_deferrable_deploy_waits_in_the_trigger_without_a_new_token(
     fast_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The task stores its token in the Variable; the trigger, in the triggerer's own process, finds it
-    there: the whole defer/resume cycle makes one token exchange."""
+    """The task stores its token (in a stand-in for the Variable: outside a running task ``Variable.set``
+    cannot work); the trigger, in a process of its own, reads it through Airflow's ``Variable.get``: the
+    whole defer/resume cycle makes one token exchange."""
     variables: dict[str, str] = {}
     monkeypatch.setattr("airflow_provider_odc.hooks.odc.VariableTokenStore", lambda key: DictStore(variables, key))
     app = web_app(fast_emulator, with_release_build=True)
