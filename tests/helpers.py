@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -45,3 +47,13 @@ class HookFactory:
         sleep: Callable[[float], None] = self.sleeps.append
         policy = RetryPolicy(max_retries=max_retries, rate_limit_wait=rate_limit_wait, sleep=sleep)
         return OdcHook(conn_id, retry_policy=policy)
+
+
+def run_in_new_process(code: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in a new Python interpreter (a new worker or triggerer process: nothing of this
+    process's memory goes along) and return what it printed as one ``RESULT <json>`` line."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 1, done.stdout[-2000:]
+    return json.loads(lines[0].removeprefix("RESULT "))

@@ -44,6 +44,8 @@ def test_release_builds_then_deploys_to_qa_and_production(
     assert deployed["QA"]["buildKey"] == deployed["Production"]["buildKey"]
     stats = odc_emulator.stats()
     assert stats["operations_started"]["build"] == 1 and stats["operations_started"]["deploy"] == 2
+    # dag.test() runs tasks and the inline triggers in this one process: one exchange shows the in-memory
+    # cache at work. Reuse across processes is measured in test_example_dags.py and tests/integration.
     assert stats["token_exchanges"] == 1
 
 

@@ -1,4 +1,6 @@
-"""Fault matrix, part 4: the cache rows that matter most, inside real Airflow tasks (``dag.test()``).
+"""Fault matrix, part 4: the cache rows that matter most, inside real Airflow tasks (``dag.test()``),
+and the cache promises that involve the real Variable (``cache_secret`` across a secret rotation,
+``cache_mode`` memory writing none).
 
 In a task ``Variable.get`` and ``Variable.set`` go through the task SDK to the metadata database, the
 path a worker takes; the DAG ``dags/odc_fault_cache.py`` makes two ODC calls in two tasks.
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_odc.cache import stores
+from airflow_provider_odc.cache.lease import lease_key_for
 from airflow_provider_odc.cache.stores import variable_key_for
 
 from ._support import Matrix
@@ -95,3 +98,48 @@ def test_task_whose_variable_set_raises(
     warnings = [r.getMessage() for r in caplog.records if "Could not write the ODC token cache" in r.getMessage()]
     assert sum(f"Variable {KEY} " in message for message in warnings) == 1, warnings
     assert stored_variable() is None
+
+
+def test_task_cache_secret_keeps_the_token_across_a_secret_rotation(
+    fault_dag: Any, odc_emulator: Any, monkeypatch: pytest.MonkeyPatch, matrix: Matrix
+) -> None:
+    """The README's promise, in real tasks with the real Variable: with a ``cache_secret``, the token the
+    tasks stored before the client secret was rotated opens after it, and no new exchange is made."""
+    from airflow_provider_odc.cache.token_cache import TokenCache
+
+    def connect(secret: str) -> None:
+        connection = {**odc_emulator.connection_dict(), "password": secret, "extra": {"cache_secret": "kept-apart"}}
+        monkeypatch.setenv("AIRFLOW_CONN_ODC_DEFAULT", json.dumps(connection))
+
+    connect(odc_emulator.client_secret)
+    assert fault_dag.test().state == "success"
+    sealed_before = stored_variable()
+    assert sealed_before is not None and odc_emulator.stats()["token_exchanges"] == 1
+
+    rotated = "client-secret-after-rotation"
+    odc_emulator.configure(client_secret=rotated)
+    connect(rotated)
+    TokenCache.forget_all()  # the next tasks run in new worker processes
+    run = fault_dag.test()
+    stats = odc_emulator.stats()
+    matrix.record(f"run {run.state} (token kept across rotation)", stats)
+    assert run.state == "success"
+    assert stats["token_exchanges"] == 1 and stats["unauthorized"] == 0
+    assert stored_variable() == sealed_before, "the Variable still holds the token sealed before the rotation"
+
+
+def test_task_memory_mode_writes_no_variable(
+    fault_dag: Any, odc_emulator: Any, monkeypatch: pytest.MonkeyPatch, matrix: Matrix
+) -> None:
+    from airflow.models.variable import Variable
+
+    Variable.delete(lease_key_for("odc_default"))  # an earlier test's released lease
+    connection = {**odc_emulator.connection_dict(), "extra": {"cache_mode": "memory"}}
+    monkeypatch.setenv("AIRFLOW_CONN_ODC_DEFAULT", json.dumps(connection))
+    run = fault_dag.test()
+    stats = odc_emulator.stats()
+    matrix.record(f"run {run.state} (memory: no Variable)", stats)
+    assert run.state == "success"
+    assert stats["token_exchanges"] == 1  # dag.test() runs both tasks in one process
+    for key in (KEY, lease_key_for("odc_default")):
+        assert Variable.get(key, default_var=None) is None, f"memory mode wrote {key}"

@@ -47,7 +47,8 @@ class Row:
     token_requests: int
     exchanges: int
     api_calls: int
-    sleeps: Callable[[list[float]], bool] = lambda sleeps: True
+    #: Checks the retry waits the hook chose. A row that names none expects none: no retry, no wait.
+    sleeps: Callable[[list[float]], bool] = lambda sleeps: sleeps == []
     conn: dict[str, Any] = field(default_factory=dict)
     max_retries: int = 3
     rate_limit_wait: float = 300.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ try:
 except ImportError:  # Airflow 3.0 and 3.1
     from airflow.exceptions import TaskDeferred  # type: ignore[no-redef]
 
+from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcOperationFailed
 from airflow_provider_odc.operators.lifecycle import (
     OdcApplyConfigsOperator,
@@ -24,6 +26,8 @@ from airflow_provider_odc.operators.lifecycle import (
 )
 from airflow_provider_odc.sensors.odc import OdcOperationSensor
 
+from ..faults._support import DictStore
+from ..helpers import run_in_new_process
 from .conftest import RecordingTI, run_operator, web_app
 
 FAST = {"fast_interval": 0.05, "fast_period": 5, "slow_interval": 0.05}
@@ -112,16 +116,60 @@ def test_failed_deployment_raises_with_its_error_messages(fast_emulator: Any) ->
     assert first.startswith("Database upgrade failed for entity Order") and second.startswith("Rolled back")
 
 
-def test_deferrable_deploy_waits_in_the_trigger_without_a_new_token(fast_emulator: Any) -> None:
+#: The triggerer's side, in a process of its own: rebuild the trigger from its serialized form (as the
+#: triggerer does from the trigger row) and run it to its first event.
+TRIGGERER = """
+import asyncio, importlib, json, sys
+
+classpath, kwargs = json.loads(sys.argv[1])
+module, name = classpath.rsplit(".", 1)
+trigger = getattr(importlib.import_module(module), name)(**kwargs)
+
+
+async def first_event():
+    async for event in trigger.run():
+        return event.payload
+
+
+print("RESULT " + json.dumps(asyncio.run(first_event())))
+"""
+
+
+def run_trigger_in_another_process(trigger: Any, variables: dict[str, str]) -> dict[str, Any]:
+    """Run ``trigger`` in a new Python process that sees the given Variables through Airflow's
+    ``Variable.get`` (as ``AIRFLOW_VAR_*``): nothing of this process's memory goes along."""
+    env = {**os.environ, **{f"AIRFLOW_VAR_{key.upper()}": value for key, value in variables.items()}}
+    return dict(run_in_new_process(TRIGGERER, json.dumps(trigger.serialize()), env=env))
+
+
+def status_polls(emulator: Any) -> int:
+    calls = emulator.stats()["api_calls"].items()
+    return sum(count for call, count in calls if call.startswith("GET /api/deployments/v1/deployment-operations/"))
+
+
+def test_deferrable_deploy_waits_in_the_trigger_without_a_new_token(
+    fast_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task stores its token (in a stand-in for the Variable: outside a running task ``Variable.set``
+    cannot work); the trigger, in a process of its own, reads it through Airflow's ``Variable.get``: the
+    whole defer/resume cycle makes one token exchange."""
+    variables: dict[str, str] = {}
+    monkeypatch.setattr("airflow_provider_odc.hooks.odc.VariableTokenStore", lambda key: DictStore(variables, key))
     app = web_app(fast_emulator, with_release_build=True)
     operator = OdcDeployOperator(task_id="deploy", asset=app["name"], stage="QA", deferrable=True, **FAST)
+    ti = RecordingTI()
     with pytest.raises(TaskDeferred) as deferred:
-        operator.execute({"ti": RecordingTI()})
-    assert deferred.value.trigger.serialize()[1]["kind"] == "deployment"
-    exchanges_before = fast_emulator.stats()["token_exchanges"]
-    key, _ = run_operator(operator)
-    assert fast_emulator.stats()["token_exchanges"] == exchanges_before == 1
-    assert key
+        operator.execute({"ti": ti})  # type: ignore[arg-type]
+    assert fast_emulator.stats()["token_exchanges"] == 1
+    assert set(variables) >= {variable_key_for("odc_default")}, "the task stored its token"
+    polls_before = status_polls(fast_emulator)
+
+    event = run_trigger_in_another_process(deferred.value.trigger, variables)
+    assert event["status"] == "success" and event["operation_key"] == ti.xcom["operation_key"]
+    stats = fast_emulator.stats()
+    assert stats["token_exchanges"] == 1, "the triggerer should have used the token from the Variable"
+    assert status_polls(fast_emulator) > polls_before, "the trigger polled ODC with that token"
+    assert operator.execute_complete({"ti": ti}, event) == ti.xcom["operation_key"]  # type: ignore[arg-type]
 
 
 def test_finished_operation_does_not_defer(fast_emulator: Any) -> None:
@@ -185,6 +233,36 @@ def test_tag_a_revision_then_resolve_highest_tag(fast_emulator: Any) -> None:
     with pytest.raises(OdcApiError) as caught:
         run_operator(OdcTagRevisionOperator(task_id="tag", asset=app["name"], revision=1, tag=f"{major}.0.0"))
     assert caught.value.status == 400 and caught.value.error_code == "OS-APPS-40021"
+    # "highest-tag" now names the revision just tagged.
+    build_key, _ = run_operator(
+        OdcBuildOperator(task_id="b", asset=app["name"], revision="highest-tag", reuse_existing_build=False, **FAST)
+    )
+    assert build_revision(fast_emulator, app["assetKey"], build_key) == app["latestRevision"]
+
+
+def build_revision(emulator: Any, asset_key: str, build_key: str) -> int:
+    asset = next(a for a in emulator.inventory()["assets"] if a["assetKey"] == asset_key)
+    return int(next(b["revision"] for b in asset["builds"] if b["buildKey"] == build_key))
+
+
+def test_highest_tag_is_the_tagged_revision_not_the_latest(fast_emulator: Any) -> None:
+    app = next(
+        a
+        for a in fast_emulator.inventory()["assets"]
+        if a["assetType"] == "WebApplication" and a["highestTagRevision"] not in (None, a["latestRevision"])
+    )
+    build_key, _ = run_operator(
+        OdcBuildOperator(task_id="b", asset=app["name"], revision="highest-tag", reuse_existing_build=False, **FAST)
+    )
+    assert build_revision(fast_emulator, app["assetKey"], build_key) == app["highestTagRevision"]
+    assert fast_emulator.stats()["api_calls"]["GET /api/asset-repository/v1/assets/{assetKey}/highest-tag-revision"]
+
+
+def test_highest_tag_of_an_untagged_asset_says_what_to_do(fast_emulator: Any) -> None:
+    app = next(a for a in fast_emulator.inventory()["assets"] if a["deployable"] and a["highestTag"] is None)
+    with pytest.raises(OdcError, match="has no tagged revision; tag one first or pass a number"):
+        run_operator(OdcDeployOperator(task_id="deploy", asset=app["name"], stage="QA", revision="highest-tag"))
+    assert started(fast_emulator, "deploy") == 0
 
 
 def test_unknown_stage_lists_the_stages(fast_emulator: Any) -> None:

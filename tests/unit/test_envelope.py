@@ -64,8 +64,28 @@ def test_value_from_another_identity_does_not_open(other: dict[str, str], reason
 
 
 def test_separate_cache_secret_survives_client_secret_rotation() -> None:
-    sealed = codec(key_material="cache-secret-value").seal(cached())
-    assert codec(key_material="cache-secret-value").open(sealed) == cached()
+    """The hook's codec (``envelope_codec_for``) before and after the client secret changes: with a
+    ``cache_secret`` the token sealed under the old client secret still opens; without, it does not."""
+    from airflow_provider_odc.hooks.odc import envelope_codec_for
+    from airflow_provider_odc.settings import OdcConnectionSettings
+
+    def settings(client_secret: str, cache_secret: str | None) -> OdcConnectionSettings:
+        return OdcConnectionSettings(
+            conn_id=IDENTITY["conn_id"],
+            origin=IDENTITY["origin"],
+            client_id=IDENTITY["client_id"],
+            client_secret=client_secret,
+            cache_secret=cache_secret,
+        )
+
+    before, after = "client-secret-before-rotation", "client-secret-after-rotation"
+    sealed = envelope_codec_for(settings(before, "cache-secret-value")).seal(cached())
+    assert envelope_codec_for(settings(after, "cache-secret-value")).open(sealed) == cached()
+
+    sealed = envelope_codec_for(settings(before, None)).seal(cached())
+    with pytest.raises(EnvelopeError) as caught:
+        envelope_codec_for(settings(after, None)).open(sealed)
+    assert caught.value.reason == "foreign"
 
 
 def _flip_one_byte(sealed: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,18 @@ def test_cache_mode_is_read_case_insensitively() -> None:
     assert OdcConnectionSettings.from_connection(Conn(extra={"cache_mode": "Memory"})).cache_mode == "memory"
 
 
+#: A secret written in hex digits, like the identity itself: a digest could contain a piece of it.
+HEX_SECRET = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
+
+
 def test_cache_identity_changes_with_the_secret_and_hides_it() -> None:
-    one = OdcConnectionSettings.from_connection(Conn())
-    rotated = OdcConnectionSettings.from_connection(Conn(password="rotated-secret"))
-    assert one.cache_identity != rotated.cache_identity
-    assert "s3cr3t" not in one.cache_identity
+    one = OdcConnectionSettings.from_connection(Conn(password=HEX_SECRET))
+    again = OdcConnectionSettings.from_connection(Conn(password=HEX_SECRET))
+    rotated = OdcConnectionSettings.from_connection(Conn(password=HEX_SECRET[::-1]))
+    sealed_apart = OdcConnectionSettings.from_connection(Conn(password=HEX_SECRET, extra={"cache_secret": "c" * 20}))
+    assert one.cache_identity == again.cache_identity
+    assert len({one.cache_identity, rotated.cache_identity, sealed_apart.cache_identity}) == 3
+    # One-way: no run of six characters of a secret shows in the identity.
+    for settings, secret in ((one, HEX_SECRET), (sealed_apart, HEX_SECRET), (sealed_apart, "c" * 20)):
+        assert re.fullmatch("[0-9a-f]{16}", settings.cache_identity)
+        assert not any(secret[i : i + 6] in settings.cache_identity for i in range(len(secret) - 5))

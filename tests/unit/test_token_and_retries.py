@@ -39,9 +39,17 @@ def test_margin_never_exceeds_half_the_lifetime() -> None:
 
 
 def test_fingerprint_and_repr_do_not_reveal_the_token() -> None:
-    token = odc_token()
-    assert "tok-abcdef" not in repr(token)
-    assert len(token.fingerprint) == 12 and token.fingerprint not in token.value
+    # An opaque token in hex digits, longer than the fingerprint: a cut of it would look like one.
+    value = "4f1c2a9be07d3385c6a1f0e2d94b7c5a18e3f6d2"
+    token = AccessToken(value=value, token_type="Bearer", expires_at=T0 + ODC_LIFETIME, issued_at=T0)
+    assert value not in repr(token) and value[:8] not in repr(token)
+    fingerprint = token.fingerprint
+    assert len(fingerprint) == 12 and fingerprint not in value
+    assert not any(value[i : i + 6] in fingerprint for i in range(len(value) - 5)), "a piece of the token"
+    # Tokens that share their first and last twelve characters still get different names.
+    twin = AccessToken(value=value[:12] + "0" * 16 + value[-12:], token_type="Bearer", expires_at=0, issued_at=0)
+    assert twin.fingerprint != fingerprint
+    assert token.fingerprint == fingerprint, "the same token always gets the same name"
 
 
 @pytest.mark.parametrize(
