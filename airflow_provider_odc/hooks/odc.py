@@ -11,6 +11,7 @@ so a hook can be built while Airflow parses DAGs.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
@@ -567,7 +568,17 @@ def _redirect_target(location: str | None) -> str:
             return "a relative location"
         return origin_of(location)
     except (ValueError, OdcError):
+        if "parts" not in locals():  # urlsplit itself refused it
+            return "a malformed location"
+    # Nothing is sent there, so a URL the gate finds ambiguous (a backslash in its query, say) is still named
+    # by where urlsplit puts it, when that is a plain host; anything stranger is only called malformed.
+    try:
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
         return "a malformed location"
+    if parts.scheme.lower() in ("http", "https") and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", parts.netloc):
+        return f"{parts.scheme.lower()}://{host.lower()}{f':{port}' if port else ''} (an ambiguous URL)"
+    return "a malformed location"
 
 
 def _problem_details(response: requests.Response | httpx.Response) -> dict[str, Any]:
