@@ -95,7 +95,8 @@ def test_an_error_event_fails_the_task_with_the_triggers_reason(slow_builds: Any
     with pytest.raises(OdcError) as caught:
         operator.execute_complete({"ti": ti}, event)  # type: ignore[arg-type]
     message = str(caught.value)
-    assert message.startswith(f"Waiting for ODC build {key} failed: ") and "HTTP 403" in message
+    # The trigger's reason (poll_failure_message) names the operation and says why the wait stopped.
+    assert message.startswith(f"Waiting for ODC build {key} stopped: ") and "HTTP 403" in message
     assert slow_builds.client_secret not in message
 
 
