@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from devtools.stack import AirflowStack
+
 from ..lifecycle.conftest import web_app
-from .stack import AirflowStack
 
 DAG_ID = "odc_deferred_build"
 
