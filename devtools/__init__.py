@@ -2,7 +2,6 @@
 
 - ``stack``: a real Airflow (api-server, scheduler, dag-processor, triggerer) in child processes.
 - ``burst``: thirty deployment POSTs released together on such a stack, against ODC's rate limits.
-- ``postgres``: a throwaway PostgreSQL server (``scripts/postgres.sh``) for a stack's metadata database.
 - ``servers``: the emulator app behind TLS, under a non-loopback name, or with misbehaving routes.
 - ``hook_factory``: ``OdcHook``s on a loopback portal whose retry waits are recorded, not slept.
 
