@@ -2,7 +2,7 @@
 
 The emulator runs as its own process with its defaults: every documented limit (10 deployment POSTs a
 minute, 100 requests a minute per API) and no ``Retry-After``, as ODC documents none. A stack serving
-``tests/integration/dags`` runs the burst DAG the scheduler test runs (``tests/integration/burst.py``), so
+``tests/integration/dags`` runs the burst DAG the scheduler test runs (``devtools/burst.py``), so
 the figures are those of the test: the run's wall time against the floor the limit sets (the 30th POST
 cannot be accepted sooner than two minutes after the first), POSTs accepted, and 429s answered.
 """
@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.integration.burst import run_burst  # noqa: E402
-from tests.integration.stack import AirflowStack  # noqa: E402
+from devtools.burst import run_burst  # noqa: E402
+from devtools.stack import AirflowStack  # noqa: E402
 
 DAGS = ROOT / "tests" / "integration" / "dags"
 PARALLELISM = 5  # as the other scheduler benchmarks: every idle LocalExecutor worker costs about 180 MB
@@ -37,7 +37,7 @@ def _control(base: str, action: str, **params: Any) -> Any:
 
 
 def rate_limit_burst() -> dict[str, Any]:
-    """Run the 30-task burst once; a plain dict of what was measured (see ``tests.integration.burst``)."""
+    """Run the 30-task burst once; a plain dict of what was measured (see ``devtools.burst``)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_odc.emulator", "--port", "0"], stdout=subprocess.PIPE, text=True
     )

@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.rate_limits import rate_limit_burst  # noqa: E402
 from benchmarks.report import ALONE, RESULTS, add_section, beside, finish, new_results, render, unmet_goals  # noqa: E402
-from tests.integration.stack import AirflowStack  # noqa: E402
+from devtools.stack import AirflowStack  # noqa: E402
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 ASSETS = "/api/asset-repository/v1/assets"

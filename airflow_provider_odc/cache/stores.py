@@ -15,6 +15,11 @@ log = logging.getLogger(__name__)
 _warned: set[tuple[str, str]] = set()
 
 
+def forget_warnings() -> None:
+    """Forget which store problems were already logged, as a new process would (tests use this)."""
+    _warned.clear()
+
+
 def variable_key_for(conn_id: str) -> str:
     """The Variable holding a connection's token. It contains 'token', so Airflow masks its value."""
     return f"odc_access_token__{conn_id}"

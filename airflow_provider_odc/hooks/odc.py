@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -28,7 +28,7 @@ from airflow_provider_odc.auth.transport import NoRedirectSession, transport_fai
 from airflow_provider_odc.auth.urls import UrlRefused, display_url, endpoint_url
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
 from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
-from airflow_provider_odc.cache.stores import VariableTokenStore, variable_key_for
+from airflow_provider_odc.cache.stores import TokenStore, VariableTokenStore, variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError, OdcUrlRefusedError
@@ -107,6 +107,10 @@ class OdcHook(BaseHook):
     default_conn_name = "odc_default"
     conn_type = "odc"
     hook_name = "OutSystems Developer Cloud"
+    #: Where the token cache keeps a connection's sealed token and its exchange lease: a store for a key
+    #: (default: the Airflow Variable of that name). Read when a connection's process-wide cache is first
+    #: built, by this hook or by the one inside ``OdcAsyncHook``; tests set a dict-backed store here.
+    token_store: ClassVar[Callable[[str], TokenStore]] = VariableTokenStore
 
     def __init__(
         self,
@@ -159,14 +163,14 @@ class OdcHook(BaseHook):
             return TokenCache(store=None, codec=None, refresh_margin=settings.refresh_margin)
         return TokenCache.shared((settings.cache_identity,), lambda: self._new_token_cache(settings))
 
-    @staticmethod
-    def _new_token_cache(settings: OdcConnectionSettings) -> TokenCache:
+    @classmethod
+    def _new_token_cache(cls, settings: OdcConnectionSettings) -> TokenCache:
         """The process-wide cache of a connection identity: built once, not by every hook."""
         if settings.cache_mode != "variable":
             return TokenCache(store=None, codec=None, refresh_margin=settings.refresh_margin)
-        lease = ExchangeLease(VariableTokenStore(lease_key_for(settings.conn_id)), ttl=settings.timeout)
+        lease = ExchangeLease(cls.token_store(lease_key_for(settings.conn_id)), ttl=settings.timeout)
         return TokenCache(
-            store=VariableTokenStore(variable_key_for(settings.conn_id)),
+            store=cls.token_store(variable_key_for(settings.conn_id)),
             codec=envelope_codec_for(settings),
             refresh_margin=settings.refresh_margin,
             lease=lease,

@@ -31,7 +31,8 @@ from typing import Any
 import pytest
 import requests
 
-from ..integration.stack import die_with_parent, free_port
+from devtools.stack import die_with_parent, free_port
+
 from ..required import missing
 
 CHROMIUM = Path("/usr/bin/chromium")

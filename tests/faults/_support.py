@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ..helpers import HookFactory  # noqa: F401  (re-exported to the fault tests)
+from devtools.hook_factory import HookFactory  # noqa: F401  (re-exported to the fault tests)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_odc.hooks.odc import OdcHook
+
 from ._support import ROWS, DictStore, HookFactory, Matrix
 
 
@@ -34,7 +36,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 def variables(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The 'Variables' every hook of the test reads and writes (key -> stored value), in a dict."""
     values: dict[str, str] = {}
-    monkeypatch.setattr("airflow_provider_odc.hooks.odc.VariableTokenStore", lambda key: DictStore(values, key))
+    monkeypatch.setattr(OdcHook, "token_store", lambda key: DictStore(values, key))
     return values
 
 

@@ -17,8 +17,8 @@ from airflow_provider_odc.exceptions import OdcApiError, OdcAuthError, OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.odc import OdcApiOperator
 from airflow_provider_odc.retries import RetryPolicy
+from devtools.servers import LoopbackServer, MisbehavingRoutes
 
-from ._servers import LoopbackServer, MisbehavingRoutes
 from ._support import Matrix, outcome_of
 
 MB20 = 20 * 1024 * 1024

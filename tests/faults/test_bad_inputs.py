@@ -20,8 +20,8 @@ from airflow_provider_odc.exceptions import OdcApiError, OdcAuthError, OdcConfig
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.hooks.odc_async import OdcAsyncHook
 from airflow_provider_odc.retries import RetryPolicy
+from devtools.servers import LoopbackServer, MisbehavingRoutes
 
-from ._servers import LoopbackServer, MisbehavingRoutes
 from ._support import HookFactory, Matrix, outcome_of
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"

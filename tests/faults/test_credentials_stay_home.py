@@ -40,8 +40,7 @@ from airflow_provider_odc.hooks.odc import OdcHook, envelope_codec_for
 from airflow_provider_odc.hooks.odc_async import OdcAsyncHook
 from airflow_provider_odc.retries import RetryPolicy
 from airflow_provider_odc.triggers.odc import OdcOperationTrigger
-
-from ._servers import (
+from devtools.servers import (
     OTHER_NAME,
     PORTAL_NAME,
     CountingListener,
@@ -49,7 +48,8 @@ from ._servers import (
     MisbehavingRoutes,
     self_signed_certificate,
 )
-from ._servers import resolve_to_loopback as _resolve
+from devtools.servers import resolve_to_loopback as _resolve
+
 from ._support import HookFactory, Matrix, outcome_of
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"

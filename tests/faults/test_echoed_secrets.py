@@ -29,10 +29,10 @@ from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operations import operation_kind
 from airflow_provider_odc.retries import RetryPolicy
 from airflow_provider_odc.triggers.odc import OdcOperationTrigger
+from devtools.servers import LoopbackServer, MisbehavingRoutes
 
 from ..hook.test_secret_hygiene import airflow_masking_off  # noqa: F401  (a fixture)
 from ..lifecycle.conftest import first_event
-from ._servers import LoopbackServer, MisbehavingRoutes
 from ._support import Matrix, outcome_of
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"

@@ -26,8 +26,8 @@ from airflow_provider_odc.operators.lifecycle import OdcBuildOperator, OdcDeploy
 from airflow_provider_odc.resolve import resolve_asset, resolve_stage
 from airflow_provider_odc.retries import RetryPolicy
 from airflow_provider_odc.sensors.odc import OdcOperationSensor
+from devtools.servers import LoopbackServer
 
-from ._servers import LoopbackServer
 from ._support import Matrix, outcome_of
 
 ASSETS = "/api/asset-repository/v1/assets"

@@ -40,13 +40,14 @@ def fault_dag(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
         },
     ]
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
-    monkeypatch.setattr(stores, "_warned", set())
+    stores.forget_warnings()
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.variable import Variable
 
     Variable.delete(KEY)
     yield DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
     Variable.delete(KEY)
+    stores.forget_warnings()
 
 
 def stored_variable() -> str | None:

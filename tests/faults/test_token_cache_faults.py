@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from airflow_provider_odc.cache import stores
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
 from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
+from airflow_provider_odc.hooks.odc import OdcHook
 
 from ._support import HookFactory, Matrix
 
@@ -65,9 +66,11 @@ POISONED: dict[str, tuple[Callable[[Any], str], str]] = {
 
 
 @pytest.fixture(autouse=True)
-def _fresh_warning_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_warning_memory() -> Iterator[None]:
     """The store warns once per process and key: give each row its own 'process'."""
-    monkeypatch.setattr(stores, "_warned", set())
+    stores.forget_warnings()
+    yield
+    stores.forget_warnings()
 
 
 @pytest.mark.parametrize("poison", POISONED.values(), ids=POISONED.keys())
@@ -139,7 +142,7 @@ def test_variable_set_raises(
     """The real Variable store, with ``Variable.set`` raising: the task carries on with its own token."""
     from airflow.sdk import Variable
 
-    monkeypatch.setattr("airflow_provider_odc.hooks.odc.VariableTokenStore", stores.VariableTokenStore)
+    monkeypatch.setattr(OdcHook, "token_store", stores.VariableTokenStore)
 
     attempts: list[str] = []
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ..helpers import HookFactory
+from devtools.hook_factory import HookFactory
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures for tests that run DAGs on a real Airflow stack (see ``stack.py``).
+"""Fixtures for tests that run DAGs on a real Airflow stack (see ``devtools/stack.py``).
 
 Tests that use ``airflow_stack`` (or ``airflow_stack_postgres``) get the ``scheduler`` marker
 automatically, so ``-m "not scheduler"`` skips them and ``-m scheduler`` selects them. The stack's home is
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_odc.emulator.server import OdcEmulator
+from devtools.stack import AirflowStack
 
 from ..required import missing
-from .stack import AirflowStack
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 EXAMPLE_DAGS_FOLDER = Path(__file__).resolve().parents[2] / "example_dags"

@@ -23,8 +23,7 @@ from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.emulator.server import OdcEmulator
 from airflow_provider_odc.hooks.odc import envelope_codec_for
 from airflow_provider_odc.settings import OdcConnectionSettings
-
-from .stack import AirflowStack
+from devtools.stack import AirflowStack
 
 #: Where a piece of text came from, and the text.
 Source = tuple[str, str]

@@ -18,8 +18,7 @@ import pytest
 
 from airflow_provider_odc.cache.lease import lease_key_for
 from airflow_provider_odc.cache.stores import variable_key_for
-
-from .stack import AirflowStack
+from devtools.stack import AirflowStack
 
 pytestmark = pytest.mark.scheduler
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from devtools.stack import AirflowStack
+
 from ..lifecycle.conftest import web_app
-from .stack import AirflowStack
 
 DAG_ID = "odc_deferred_build"
 TRIGGER = "airflow_provider_odc.triggers.odc.OdcOperationTrigger"

@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 from cryptography.fernet import Fernet
 
+from devtools.stack import AirflowStack
+
 from ..lifecycle.conftest import web_app
 from .leak_scan import Source, cached_token, database_cells, find, home_files, token_needles
-from .stack import AirflowStack
 
 LISTING, RELEASE = "odc_list_stages_and_assets", "odc_release_pipeline"
 DEBUG_LINE = "ODC GET /api/portfolios/v2/environments -> 200"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from .burst import DAG_ID, TASKS, floor_seconds, run_burst
-from .stack import AirflowStack
+from devtools.burst import DAG_ID, TASKS, floor_seconds, run_burst
+from devtools.stack import AirflowStack
 
 
 def test_thirty_deploys_released_together_all_get_through_once(

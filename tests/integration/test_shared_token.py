@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from devtools.stack import AirflowStack
+
 from .leak_scan import cached_token
-from .stack import AirflowStack
 
 DAG_ID = "odc_shared_token"
 TASKS = ("first", "second", "third", "list_stages")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from .stack import AirflowStack
+from devtools.stack import AirflowStack
 
 pytestmark = pytest.mark.scheduler
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
 from typing import Any
 
 import pytest
 
+from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.triggers.odc import OdcOperationTrigger
 
@@ -97,7 +99,7 @@ def test_poll_schedule_is_fast_then_slow(fast_emulator: Any, monkeypatch: pytest
             waits.append(round(seconds, 3))
         await real_sleep(seconds, *args)
 
-    monkeypatch.setattr(trigger_module.asyncio, "sleep", recording_sleep)
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
     fast_emulator.configure(build_durations={"pending": 0.4, "running": 0.8})
     key = start_build(fast_emulator)
     run(trigger(key, fast_interval=0.05, fast_period=0.3, slow_interval=0.3))
@@ -110,15 +112,16 @@ def test_polls_with_a_warm_token_stay_on_the_event_loop(fast_emulator: Any, monk
     """With the token in memory, a poll never waits for asgiref's single shared thread, where it would
     queue behind every other trigger's token fetch."""
     key = start_build(fast_emulator)  # leaves the token in the process-wide cache
-    from airflow_provider_odc.hooks import odc_async
+    original = TokenCache.get
+    off_the_loop: list[str] = []
 
-    original = odc_async.sync_to_async
-
-    def no_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(function, "__name__", "") == "_token":
+    def on_the_loop_only(cache: TokenCache, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():  # asyncio.run's loop runs on this one
+            off_the_loop.append(threading.current_thread().name)
             raise AssertionError("the token was fetched through a worker thread although it was in memory")
-        return original(function, *args, **kwargs)
+        return original(cache, *args, **kwargs)
 
-    monkeypatch.setattr(odc_async, "sync_to_async", no_thread)
+    monkeypatch.setattr(TokenCache, "get", on_the_loop_only)
     assert run(trigger(key))["status"] == "success"
+    assert off_the_loop == []
     assert fast_emulator.stats()["token_exchanges"] == 1

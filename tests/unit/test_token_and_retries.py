@@ -1,7 +1,8 @@
-"""Refresh arithmetic on a controlled clock, and Retry-After parsing."""
+"""Refresh arithmetic on a controlled clock, Retry-After parsing, and a token endpoint's refusal."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -9,9 +10,10 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from airflow_provider_odc.auth.client_credentials import _error_for
 from airflow_provider_odc.auth.token import AccessToken
+from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.retries import parse_retry_after, retryable_status
+from devtools.servers import LoopbackServer, MisbehavingRoutes
 
 T0 = 1_800_000_000.0
 ODC_LIFETIME = 43_200.0
@@ -85,10 +87,16 @@ def test_which_statuses_are_retried(status: int, idempotent: bool, retry: bool) 
 
 
 @pytest.mark.parametrize("encode", [str, quote_plus, lambda value: quote(value, safe="")])
-def test_an_echoed_secret_is_hidden_as_sent_or_url_encoded(encode: Any) -> None:
+def test_an_echoed_secret_is_hidden_as_sent_or_url_encoded(encode: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A token endpoint that quotes the client_secret form field back, decoded or still encoded."""
     secret = "s3cret with/slash+plus=&"
     body = {"error": "invalid_client", "error_description": f"bad client_secret {encode(secret)}"}
-    message = str(_error_for("Step 2 of 2 (token request)", 401, body, secret))
+    with LoopbackServer(wrap=MisbehavingRoutes) as portal:
+        assert isinstance(portal.app, MisbehavingRoutes)
+        portal.app.answer(portal.state.token_path, 401, json.dumps(body).encode())
+        connection = portal.connection(password=secret, extra={"cache_mode": "off"})
+        monkeypatch.setenv("AIRFLOW_CONN_ODC_DEFAULT", json.dumps(connection))
+        ok, message = OdcHook().test_connection()  # Step 2 of 2 (token request) fails
+    assert not ok
     assert "invalid_client" in message and "***" in message
     assert secret not in message and quote_plus(secret) not in message and quote(secret, safe="") not in message

@@ -25,6 +25,7 @@ with DAG(
     def call_odc() -> dict[str, Any]:
         hook = OdcHook()
         response = hook.request("GET", "/api/portfolios/v2/environments")
-        return {"status": response.status_code, "token": hook._token().fingerprint}
+        token = hook.token_cache.current()  # the token the call just used
+        return {"status": response.status_code, "token": token.fingerprint if token else None}
 
     call_odc.override(task_id="first")() >> call_odc.override(task_id="second")()
