@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..helpers import run_in_new_process
+from devtools.hook_factory import run_in_new_process
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 DAG_ID = "odc_list_stages_and_assets"

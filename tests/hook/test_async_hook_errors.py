@@ -21,13 +21,13 @@ from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.cache.envelope import CachedToken
 from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.exceptions import OdcApiError
-from airflow_provider_odc.hooks.odc import envelope_codec_for
+from airflow_provider_odc.hooks.odc import OdcHook, envelope_codec_for
 from airflow_provider_odc.hooks.odc_async import OdcAsyncHook
 from airflow_provider_odc.retries import RetryPolicy
 from airflow_provider_odc.settings import OdcConnectionSettings
+from devtools.hook_factory import HookFactory
 
 from ..faults._support import DictStore
-from ..helpers import HookFactory
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 MISSING_ASSET = "/api/asset-repository/v1/assets/00000000-0000-0000-0000-000000000000"
@@ -112,5 +112,5 @@ def test_a_portal_that_cannot_be_reached(
 @pytest.fixture
 def variables(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     values: dict[str, str] = {}
-    monkeypatch.setattr("airflow_provider_odc.hooks.odc.VariableTokenStore", lambda key: DictStore(values, key))
+    monkeypatch.setattr(OdcHook, "token_store", lambda key: DictStore(values, key))
     return values

@@ -13,6 +13,7 @@ real second Python process where the masker (per process) is what is tested.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,19 +21,21 @@ import pytest
 from airflow_provider_odc.cache import stores
 from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
-from airflow_provider_odc.hooks.odc import envelope_codec_for
+from airflow_provider_odc.hooks.odc import OdcHook, envelope_codec_for
+from devtools.hook_factory import HookFactory, run_in_new_process
 
 from ..faults._support import DictStore
-from ..helpers import HookFactory, run_in_new_process
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 KEY = variable_key_for("odc_default")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_warning_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_warning_memory() -> Iterator[None]:
     """The store warns once per process and key: each test is a new process."""
-    monkeypatch.setattr(stores, "_warned", set())
+    stores.forget_warnings()
+    yield
+    stores.forget_warnings()
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def variable_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 def variables(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A writable stand-in for the Variables (``Variable.set`` cannot work outside a running task)."""
     values: dict[str, str] = {}
-    monkeypatch.setattr("airflow_provider_odc.hooks.odc.VariableTokenStore", lambda key: DictStore(values, key))
+    monkeypatch.setattr(OdcHook, "token_store", lambda key: DictStore(values, key))
     return values
 
 

@@ -16,6 +16,7 @@ except ImportError:  # Airflow 3.0 and 3.1
 
 from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcOperationFailed
+from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.lifecycle import (
     OdcApplyConfigsOperator,
     OdcBuildOperator,
@@ -25,9 +26,9 @@ from airflow_provider_odc.operators.lifecycle import (
     OdcUndeployOperator,
 )
 from airflow_provider_odc.sensors.odc import OdcOperationSensor
+from devtools.hook_factory import run_in_new_process
 
 from ..faults._support import DictStore
-from ..helpers import run_in_new_process
 from .conftest import RecordingTI, run_operator, web_app
 
 FAST = {"fast_interval": 0.05, "fast_period": 5, "slow_interval": 0.05}
@@ -154,7 +155,7 @@ def test_deferrable_deploy_waits_in_the_trigger_without_a_new_token(
     cannot work); the trigger, in a process of its own, reads it through Airflow's ``Variable.get``: the
     whole defer/resume cycle makes one token exchange."""
     variables: dict[str, str] = {}
-    monkeypatch.setattr("airflow_provider_odc.hooks.odc.VariableTokenStore", lambda key: DictStore(variables, key))
+    monkeypatch.setattr(OdcHook, "token_store", lambda key: DictStore(variables, key))
     app = web_app(fast_emulator, with_release_build=True)
     operator = OdcDeployOperator(task_id="deploy", asset=app["name"], stage="QA", deferrable=True, **FAST)
     ti = RecordingTI()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ..helpers import run_in_new_process
+from devtools.hook_factory import run_in_new_process
 
 MARGIN = 300.0  # the default refresh margin
 MAX_JITTER = 30.0  # the README: "plus a per-process jitter of up to 30 s"
