@@ -302,7 +302,7 @@ def _redirect_target(location: str | None) -> str:
         parts = urlsplit(location)
         if not parts.scheme or not parts.hostname:
             return "a relative location"
-        return origin_of(location)
+        return origin_of(f"{parts.scheme}://{parts.netloc}")  # only where it points: its query may hold anything
     except (ValueError, OdcError):
         return "a malformed location"
 
