@@ -13,7 +13,46 @@ from airflow_provider_odc.compat import AirflowException
 
 
 class OdcError(AirflowException):
-    """Base class of every error this provider raises."""
+    """Base class of every error this provider raises.
+
+    Its message is built here, once, from its parts: ``ODC connection '<conn_id>': <step> <what> <hint>``
+    (each part only when known). ``describe(named=False)`` leaves the connection out (the UI's Test button
+    tests a copy of the connection under a random id).
+
+    :param what: what happened, a sentence (or the end of one that ``step`` starts).
+    :param conn_id: the Airflow connection the error concerns.
+    :param step: what the provider was doing: ``OIDC discovery at <url>``, ``GET /api/...``.
+    :param hint: what to check or do about it.
+    """
+
+    def __init__(
+        self, what: str, *, conn_id: str | None = None, step: str | None = None, hint: str | None = None
+    ) -> None:
+        self.what = what
+        self.conn_id = conn_id
+        self.step = step
+        self.hint = hint
+        super().__init__(self.describe())
+
+    def describe(self, *, named: bool = True) -> str:
+        """The message; ``named=False`` leaves out the connection id."""
+        text = f"{self.step} {self.what}" if self.step else self.what
+        if self.hint:
+            text = f"{text} {self.hint}"
+        if named and self.conn_id is not None:
+            text = f"ODC connection '{self.conn_id}': {text}"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles (Airflow may) with its parts, not only its message."""
+        return _rebuild, (type(self), self.__dict__.copy())
+
+
+def _rebuild(cls: type[OdcError], state: dict[str, Any]) -> OdcError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error.describe())
+    return error
 
 
 class OdcConfigError(OdcError):
@@ -27,10 +66,19 @@ class OdcAuthError(OdcError):
     discovery document); True for transient failures that outlasted the retries.
     """
 
-    def __init__(self, message: str, *, oauth_error: str | None = None, retryable: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        what: str,
+        *,
+        oauth_error: str | None = None,
+        retryable: bool = False,
+        conn_id: str | None = None,
+        step: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.oauth_error = oauth_error
         self.retryable = retryable
+        super().__init__(what, conn_id=conn_id, step=step, hint=hint)
 
 
 class OdcUrlRefusedError(OdcConfigError):
@@ -48,26 +96,30 @@ class OdcTokenEndpointRefusedError(OdcUrlRefusedError, OdcAuthError):
 
 
 class OdcApiError(OdcError):
-    """An ODC API call answered with an error status (RFC 7807 ProblemDetails fields kept)."""
+    """An ODC API call failed: ``method``, ``path``, ``status`` (None: no answer at all) and ODC's RFC 7807
+    ProblemDetails (``problem``, scrubbed; also as ``title``, ``detail``, ``error_code``, ``trace_id``)."""
 
     def __init__(
         self,
-        message: str,
+        what: str,
         *,
         method: str,
         path: str,
         status: int | None,
         problem: dict[str, Any] | None = None,
+        conn_id: str | None = None,
+        step: str | None = None,
+        hint: str | None = None,
     ) -> None:
-        super().__init__(message)
         self.method = method
         self.path = path
         self.status = status
-        problem = problem or {}
+        problem = self.problem = problem or {}
         self.title: str | None = problem.get("title")
         self.detail: str | None = problem.get("detail")
         self.error_code: str | None = problem.get("errorCode")
         self.trace_id: str | None = problem.get("traceId")
+        super().__init__(what, conn_id=conn_id, step=step, hint=hint)
 
     @property
     def transient(self) -> bool:

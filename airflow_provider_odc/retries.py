@@ -1,8 +1,13 @@
-"""When and how long to wait before sending an HTTP request again.
+"""When and how long to wait before sending an HTTP request again: decided from plain values, no I/O.
 
-Shared by discovery, the token exchange and the API calls. tenacity does the looping; this module only
-says which outcomes are worth another try and how long to wait: ``Retry-After`` when the server sends
-it (seconds or HTTP-date, capped), else exponential backoff with full jitter.
+Shared by discovery, the token exchange and the API calls, sync and async. tenacity's state machine
+(``Retrying.iter``) keeps the count; this module only says which outcomes are worth another try and how
+long to wait: ``Retry-After`` when the server sends it (seconds or HTTP-date, capped), else exponential
+backoff with full jitter. It never sends or sleeps: ``RetryPolicy.attempts`` is a generator that yields
+``SEND`` (send once more) or a ``Wait`` and receives each outcome: an answer (anything with
+``status_code`` and ``headers``) or an ``Unanswered``, the transport's failure classified by its adapter
+(``auth/transport.py`` for requests, ``hooks/odc_async.py`` for httpx). ``call`` and ``acall`` are the
+two small loops that drive it with a sync or an async sender.
 
 A 429 is different from the other failures. ODC's limits are per organization and per minute (100 requests
 a minute per API, 10 build or deployment POSTs a minute) and ODC promises no ``Retry-After``: a few seconds
@@ -16,18 +21,16 @@ No Airflow imports: the auth package uses it too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-import httpx
-import requests
 import tenacity
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 RETRY_AFTER_CAP = 120.0
 RATE_LIMIT_WINDOW = 60.0  # ODC's limits are per minute
@@ -38,7 +41,55 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+A = TypeVar("A", bound="Answer")
+
+
+class Answer(Protocol):
+    """What the policy reads of a response: requests', httpx's and the core's ``Reply`` all have it."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+class Unanswered(Exception):
+    """A request that got no HTTP answer, as its transport adapter classified the failure.
+
+    :param cause: the transport's own exception (adapters describe it; it is never chained or shown whole).
+    :param not_sent: it surely never reached the server (refused, DNS, connect timeout): safe to send again
+        whatever the method.
+    :param transient: a later attempt may succeed (connection dropped, read timeout): sent again only when
+        the request is idempotent, since the server may have acted on it.
+    """
+
+    def __init__(self, cause: BaseException, *, not_sent: bool, transient: bool) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+        self.not_sent = not_sent
+        self.transient = transient
+
+    def worth_retrying(self, *, idempotent: bool) -> bool:
+        return self.not_sent or (idempotent and self.transient)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A step of ``RetryPolicy.attempts``: sleep this long, then send again."""
+
+    seconds: float
+
+
+class _Send:
+    """A step of ``RetryPolicy.attempts``: send the request (once more) and hand back the outcome."""
+
+    def __repr__(self) -> str:
+        return "SEND"
+
+
+SEND = _Send()
+Step = _Send | Wait
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None, cap: float = RETRY_AFTER_CAP) -> float | None:
@@ -59,28 +110,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None, cap: float
     if seconds != seconds:  # NaN
         return None
     return min(max(seconds, 0.0), cap)
-
-
-def surely_not_sent(exc: BaseException) -> bool:
-    """True when the request never reached the server (refused, DNS, connect timeout).
-
-    Only then may a non-idempotent request (POST, PATCH) be sent again: anything later, such as a
-    read timeout or a dropped connection, may come after the server has acted on it.
-    """
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, httpx.ConnectError, httpx.ConnectTimeout)):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-    return False
-
-
-def transient(exc: BaseException, *, idempotent: bool) -> bool:
-    """Is this exception worth another try for a request of this kind?"""
-    if surely_not_sent(exc):
-        return True
-    failures = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, httpx.TransportError)
-    return idempotent and isinstance(exc, failures)
 
 
 def retryable_status(status: int, *, idempotent: bool) -> bool:
@@ -107,7 +136,7 @@ class RetryPolicy:
     :param max_retries: retries after 5xx and transport errors (where a retry is safe).
     :param rate_limit_wait: the longest one call waits in total after 429s (0: fail at the first 429).
     :param sleep: how the sync path waits (tests record the waits instead); ``async_sleep`` for the async
-        path (tenacity's ``asyncio.sleep`` when None); ``uniform`` draws the jitter.
+        path (``asyncio.sleep`` when None); ``uniform`` draws the jitter.
     """
 
     max_retries: int = 3
@@ -121,20 +150,108 @@ class RetryPolicy:
     async_sleep: Callable[[float], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
     uniform: Callable[[float, float], float] = field(default=random.uniform, repr=False, compare=False)
 
-    def _retry_after(self, outcome: Any) -> tuple[int | None, float | None]:
-        """The status of a response outcome and its Retry-After in seconds (None: not a response / no header)."""
-        if outcome is None or outcome.failed:
-            return None, None
-        response = outcome.result()
-        if not isinstance(response, (requests.Response, httpx.Response)):
-            return None, None
-        return response.status_code, parse_retry_after(response.headers.get("Retry-After"), cap=self.retry_after_cap)
-
     def rate_limit_delay(self, retry_after: float | None) -> float:
         """How long to wait after a 429: its Retry-After, else ODC's window plus jitter."""
         if retry_after is not None:
             return retry_after
         return self.rate_limit_window + self.uniform(0.0, self.rate_limit_window * self.rate_limit_jitter)
+
+    def attempts(self, *, idempotent: bool, describe: str) -> Generator[Step, A | Unanswered, A | Unanswered]:
+        """The retry loop without I/O: yields ``SEND`` (send and hand back the outcome) or a ``Wait``; returns
+        the last outcome: an answer not worth retrying (the caller judges its status), or the last
+        ``Unanswered`` once no retry is left or allowed."""
+        retrying = self._retrying(idempotent=idempotent, describe=describe)
+        retrying.begin()
+        state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+        while True:
+            try:
+                action = retrying.iter(state)
+            except Unanswered as unanswered:  # an outcome the predicate does not retry: tenacity re-raises it
+                return unanswered
+            if isinstance(action, tenacity.DoAttempt):
+                outcome = yield SEND
+                if isinstance(outcome, Unanswered):
+                    state.set_exception((Unanswered, outcome, None))
+                else:
+                    state.set_result(outcome)
+            elif isinstance(action, tenacity.DoSleep):
+                state.prepare_for_next_attempt()
+                yield Wait(float(action))
+            else:
+                last: A | Unanswered = action
+                return last
+
+    def call(
+        self,
+        send: Callable[[], A],
+        *,
+        idempotent: bool,
+        describe: str,
+        classify: Callable[[BaseException], Unanswered | None] = lambda exc: None,
+    ) -> A:
+        """Call ``send`` until it gives a response that is not worth retrying, or retries run out.
+
+        Returns the last response (the caller turns an error status into an exception); an exception
+        ``classify`` turns into an ``Unanswered`` is retried as the policy says, and when every attempt
+        failed without a response the last one is raised again (any other exception at once).
+        """
+        steps = self.attempts(idempotent=idempotent, describe=describe)
+        step = next(steps)
+        while True:
+            if isinstance(step, Wait):
+                self.sleep(step.seconds)
+                outcome: A | Unanswered | None = None
+            else:
+                try:
+                    outcome = send()
+                except Exception as exc:
+                    outcome = classify(exc)
+                    if outcome is None:
+                        raise
+            try:
+                step = steps.send(outcome)  # type: ignore[arg-type]  # None resumes after a Wait
+            except StopIteration as done:
+                if isinstance(done.value, Unanswered):
+                    raise done.value.cause from None
+                answer: A = done.value
+                return answer
+
+    async def acall(
+        self,
+        send: Callable[[], Awaitable[A]],
+        *,
+        idempotent: bool,
+        describe: str,
+        classify: Callable[[BaseException], Unanswered | None] = lambda exc: None,
+    ) -> A:
+        """The same as ``call`` for an async sender (httpx), sleeping with ``async_sleep``."""
+        steps = self.attempts(idempotent=idempotent, describe=describe)
+        step = next(steps)
+        while True:
+            if isinstance(step, Wait):
+                await (self.async_sleep or asyncio.sleep)(step.seconds)
+                outcome: A | Unanswered | None = None
+            else:
+                try:
+                    outcome = await send()
+                except Exception as exc:
+                    outcome = classify(exc)
+                    if outcome is None:
+                        raise
+            try:
+                step = steps.send(outcome)  # type: ignore[arg-type]  # None resumes after a Wait
+            except StopIteration as done:
+                if isinstance(done.value, Unanswered):
+                    raise done.value.cause from None
+                answer: A = done.value
+                return answer
+
+    def _retry_after(self, outcome: Any) -> tuple[int | None, float | None]:
+        """The status of a response outcome and its Retry-After in seconds (None: not a response / no header)."""
+        if outcome is None or outcome.failed:
+            return None, None
+        answer = outcome.result()
+        return answer.status_code, parse_retry_after(answer.headers.get("Retry-After"), cap=self.retry_after_cap)
 
     def _decide(self, budget: _CallBudget, retry_state: tenacity.RetryCallState) -> tuple[float, bool]:
         """``(seconds to wait, stop now)`` for the outcome of this attempt; decided once per attempt."""
@@ -163,34 +280,7 @@ class RetryPolicy:
         budget.decided[attempt] = (wait, stop)
         return wait, stop
 
-    def call(
-        self,
-        send: Callable[[], requests.Response],
-        *,
-        idempotent: bool,
-        describe: str,
-    ) -> requests.Response:
-        """Call ``send`` until it gives a response that is not worth retrying, or retries run out.
-
-        Returns the last response (the caller turns an error status into an exception); re-raises the
-        last exception when every attempt failed without a response.
-        """
-        response: requests.Response = self._retrying(tenacity.Retrying, idempotent=idempotent, describe=describe)(send)
-        return response
-
-    async def acall(
-        self,
-        send: Callable[[], Awaitable[httpx.Response]],
-        *,
-        idempotent: bool,
-        describe: str,
-    ) -> httpx.Response:
-        """The same as ``call`` for an async sender (httpx), sleeping with ``asyncio.sleep``."""
-        retrying = self._retrying(tenacity.AsyncRetrying, idempotent=idempotent, describe=describe)
-        response: httpx.Response = await retrying(send)
-        return response
-
-    def _retrying(self, kind: Any, *, idempotent: bool, describe: str) -> Any:
+    def _retrying(self, *, idempotent: bool, describe: str) -> tenacity.Retrying:
         budget = _CallBudget()  # one per call: the policy itself is shared and immutable
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -200,7 +290,7 @@ class RetryPolicy:
             wait = state.next_action.sleep if state.next_action else 0.0
             if outcome.failed:
                 exc = outcome.exception()
-                what = type(exc).__name__ if exc is not None else "an error"
+                what = type(exc.cause if isinstance(exc, Unanswered) else exc).__name__
             else:
                 what = f"HTTP {outcome.result().status_code}"
             if not outcome.failed and outcome.result().status_code == 429:
@@ -221,22 +311,19 @@ class RetryPolicy:
                 self.max_retries,
             )
 
-        options: dict[str, Any] = {}
-        if kind is tenacity.Retrying:
-            options["sleep"] = self.sleep
-        elif self.async_sleep is not None:
-            options["sleep"] = self.async_sleep
-        return kind(
+        def worth_retrying(exc: BaseException) -> bool:
+            return isinstance(exc, Unanswered) and exc.worth_retrying(idempotent=idempotent)
+
+        return tenacity.Retrying(
             stop=lambda state: self._decide(budget, state)[1],
             wait=lambda state: self._decide(budget, state)[0],
             retry=(
-                tenacity.retry_if_exception(lambda exc: transient(exc, idempotent=idempotent))
-                | tenacity.retry_if_result(
-                    lambda response: retryable_status(response.status_code, idempotent=idempotent)
-                )
+                tenacity.retry_if_exception(worth_retrying)
+                | tenacity.retry_if_result(lambda answer: retryable_status(answer.status_code, idempotent=idempotent))
             ),
             before_sleep=before_sleep,
-            # Out of attempts: the last response, or the last exception raised again (not a RetryError).
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-            **options,
+            # Out of attempts: the last outcome as it is (an answer, or the Unanswered), not a RetryError.
+            retry_error_callback=lambda state: (
+                (state.outcome.exception() or state.outcome.result()) if state.outcome else None
+            ),
         )

@@ -138,7 +138,7 @@ class _Problems:
         self.conn_id = conn_id
 
     def __call__(self, message: str) -> OdcConfigError:
-        return OdcConfigError(f"ODC connection '{self.conn_id}': {message}")
+        return OdcConfigError(message, conn_id=self.conn_id)
 
 
 def _parse_origin(host: str | None, port: int | None, problem: _Problems) -> str:

@@ -18,15 +18,9 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_odc.compat import conf
 from airflow_provider_odc.exceptions import OdcError, OdcOperationFailed, is_transient
 from airflow_provider_odc.hooks.odc import OdcHook
-from airflow_provider_odc.operations import OperationKind, operation_kind, poll_interval
-from airflow_provider_odc.triggers.odc import (
-    FAST_INTERVAL,
-    FAST_PERIOD,
-    POLL_FAILURE_LIMIT,
-    SLOW_INTERVAL,
-    OdcOperationTrigger,
-    poll_failure_message,
-)
+from airflow_provider_odc.operations import OperationKind, operation_kind
+from airflow_provider_odc.poll_schedule import FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL, PollSchedule
+from airflow_provider_odc.triggers.odc import POLL_FAILURE_LIMIT, OdcOperationTrigger, poll_failure_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -45,9 +39,7 @@ class OperationWaiter:
     odc_conn_id: str
     deferrable: bool
     wait_timeout: float
-    fast_interval: float
-    fast_period: float
-    slow_interval: float
+    poll_schedule: PollSchedule
     poll_params: dict[str, Any] | None
     poll_failure_limit: int
     log: Any
@@ -57,9 +49,7 @@ class OperationWaiter:
         *,
         deferrable: bool | None,
         wait_timeout: float,
-        fast_interval: float,
-        fast_period: float,
-        slow_interval: float,
+        schedule: PollSchedule,
         poll_params: dict[str, Any] | None,
         poll_failure_limit: int = POLL_FAILURE_LIMIT,
     ) -> None:
@@ -68,9 +58,7 @@ class OperationWaiter:
         self.poll_failure_limit = poll_failure_limit
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.wait_timeout = wait_timeout
-        self.fast_interval = fast_interval
-        self.fast_period = fast_period
-        self.slow_interval = slow_interval
+        self.poll_schedule = schedule
         self.poll_params = poll_params
 
     def wait_for(
@@ -94,9 +82,7 @@ class OperationWaiter:
                         end_time=started_at + self.wait_timeout,
                         started_at=started_at,
                         poll_params=self.poll_params,
-                        fast_interval=self.fast_interval,
-                        fast_period=self.fast_period,
-                        slow_interval=self.slow_interval,
+                        schedule=self.poll_schedule,
                         poll_failure_limit=self.poll_failure_limit,
                     ),
                     method_name="execute_complete",
@@ -127,12 +113,7 @@ class OperationWaiter:
                 raise OdcError(
                     f"ODC {kind.name} {key} did not end within {self.wait_timeout:.0f} s; it keeps running in ODC."
                 )
-            interval = poll_interval(
-                now - started_at,
-                fast_interval=self.fast_interval,
-                fast_period=self.fast_period,
-                slow_interval=self.slow_interval,
-            )
+            interval = self.poll_schedule.interval_at(now - started_at)
             time.sleep(min(interval, deadline - now))
             try:
                 status, _ = hook.operation_status(kind, key, self.poll_params)
@@ -178,5 +159,6 @@ __all__ = [
     "POLL_FAILURE_LIMIT",
     "SLOW_INTERVAL",
     "OperationWaiter",
+    "PollSchedule",
     "default_deferrable",
 ]

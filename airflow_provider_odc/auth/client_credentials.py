@@ -53,7 +53,7 @@ def exchange_client_credentials(
     clock: Callable[[], float] = time.time,
 ) -> AccessToken:
     """POST the client credentials and return the access token, or raise OdcAuthError."""
-    where = f"ODC connection '{conn_id}': token request to {token_endpoint}"
+    step = f"token request to {token_endpoint}"
     response = send(
         session,
         "POST",
@@ -63,7 +63,8 @@ def exchange_client_credentials(
         verify=verify,
         retry=retry,
         describe=f"Token request for connection '{conn_id}'",
-        where=where,
+        conn_id=conn_id,
+        step=step,
         advice="Check that the workers can reach the portal.",
         secrets=[client_secret],
     )
@@ -71,13 +72,16 @@ def exchange_client_credentials(
     status = response.status_code
     if 300 <= status < 400:
         raise OdcAuthError(
-            f"{where} answered with a redirect (HTTP {status}); redirects are not followed, so the client "
-            "secret goes nowhere else. Check the Portal domain (host)."
+            f"answered with a redirect (HTTP {status}); redirects are not followed, so the client secret goes "
+            "nowhere else.",
+            conn_id=conn_id,
+            step=step,
+            hint="Check the Portal domain (host).",
         )
     body = _json_or_none(response)
     if status != 200:
-        raise _error_for(where, status, body, client_secret, client_id)
-    return token_from_body(body, where, received_at)
+        raise _error_for(step, status, body, client_secret, client_id, conn_id=conn_id)
+    return token_from_body(body, step, received_at, conn_id=conn_id)
 
 
 def _json_or_none(response: requests.Response) -> object:
@@ -87,7 +91,9 @@ def _json_or_none(response: requests.Response) -> object:
         return None
 
 
-def _error_for(where: str, status: int, body: object, client_secret: str, client_id: str = "") -> OdcAuthError:
+def _error_for(
+    step: str, status: int, body: object, client_secret: str, client_id: str = "", *, conn_id: str | None = None
+) -> OdcAuthError:
     """The OAuth error of a refused token request, with ``error`` and ``error_description`` scrubbed and cut:
     a token endpoint may echo the form it received, the client secret included, in any encoding."""
     error = body.get("error") if isinstance(body, dict) else None
@@ -95,35 +101,39 @@ def _error_for(where: str, status: int, body: object, client_secret: str, client
         basic = (client_id, client_secret)
         shown_error = scrub(error, [client_secret], basic=basic, limit=_MAX_ERROR)
         description = body.get("error_description") if isinstance(body, dict) else None
-        text = f"{where} was refused (HTTP {status}): {shown_error}"
+        text = f"was refused (HTTP {status}): {shown_error}"
         if isinstance(description, str) and description:
             text += f" ({scrub(description, [client_secret], basic=basic, limit=_MAX_DESCRIPTION)})"
         hint = OAUTH_HINTS.get(error, _CREDENTIALS_HINT if status == 401 else _REQUEST_HINT)
-        return OdcAuthError(f"{text}. {hint}", oauth_error=shown_error)
+        return OdcAuthError(f"{text}.", conn_id=conn_id, step=step, hint=hint, oauth_error=shown_error)
     retryable = status == 429 or status >= 500
     advice = "ODC's identity service is unavailable; try again later." if retryable else _REQUEST_HINT
-    return OdcAuthError(f"{where} answered HTTP {status}. {advice}", retryable=retryable)
+    return OdcAuthError(f"answered HTTP {status}.", conn_id=conn_id, step=step, hint=advice, retryable=retryable)
 
 
-def token_from_body(body: object, where: str, received_at: float) -> AccessToken:
+def token_from_body(body: object, step: str, received_at: float, *, conn_id: str | None = None) -> AccessToken:
     """The access token of a 200 answer; a field that is missing, of the wrong type or out of range is
     an OdcAuthError (what the server sent is quoted scrubbed and short: it sits next to the token)."""
     if not isinstance(body, dict):
-        raise OdcAuthError(f"{where} answered 200 without a JSON object.", retryable=True)
+        raise OdcAuthError("answered 200 without a JSON object.", conn_id=conn_id, step=step, retryable=True)
     value = body.get("access_token")
     token_type = body.get("token_type")
     expires_in = body.get("expires_in")
     if not isinstance(value, str) or not value:
-        raise OdcAuthError(f"{where} answered 200 without an access_token.")
+        raise OdcAuthError("answered 200 without an access_token.", conn_id=conn_id, step=step)
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         shown = scrub(quoted(token_type, limit=10_000), [value], limit=_MAX_ERROR)
-        raise OdcAuthError(f"{where} returned token_type {shown}; only Bearer tokens are supported.")
+        raise OdcAuthError(
+            f"returned token_type {shown}; only Bearer tokens are supported.", conn_id=conn_id, step=step
+        )
     lifetime = lifetime_from(expires_in)
     if lifetime is None:
         low, high = LIFETIME_RANGE
         shown = scrub(quoted(expires_in, limit=10_000), [value], limit=_MAX_ERROR)
         raise OdcAuthError(
-            f"{where} returned expires_in {shown}; a number of seconds from {low:g} to {high:g} is required "
-            "(ODC issues 43200)."
+            f"returned expires_in {shown}; a number of seconds from {low:g} to {high:g} is required "
+            "(ODC issues 43200).",
+            conn_id=conn_id,
+            step=step,
         )
     return AccessToken(value=value, token_type="Bearer", expires_at=received_at + lifetime, issued_at=received_at)

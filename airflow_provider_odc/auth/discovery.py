@@ -37,7 +37,7 @@ def fetch_token_endpoint(
 ) -> str:
     """GET the discovery document of ``origin`` and return its validated ``token_endpoint``."""
     url = discovery_url(origin)
-    where = f"ODC connection '{conn_id}': OIDC discovery at {url}"
+    step = f"OIDC discovery at {url}"
     response = send(
         session,
         "GET",
@@ -46,23 +46,31 @@ def fetch_token_endpoint(
         verify=verify,
         retry=retry,
         describe=f"OIDC discovery for connection '{conn_id}'",
-        where=where,
+        conn_id=conn_id,
+        step=step,
         advice="Check the Portal domain (host) and that the workers can reach it.",
     )
     if response.status_code != 200:
         raise OdcAuthError(
-            f"{where} answered HTTP {response.status_code}. Check that the Portal domain (host) is your "
-            "ODC portal domain, e.g. acme.outsystems.dev.",
+            f"answered HTTP {response.status_code}.",
+            conn_id=conn_id,
+            step=step,
+            hint="Check that the Portal domain (host) is your ODC portal domain, e.g. acme.outsystems.dev.",
             retryable=response.status_code >= 500 or response.status_code == 429,
         )
     try:
         document = response.json()
     except ValueError:
         raise OdcAuthError(
-            f"{where} did not return JSON. Check that the Portal domain (host) is your ODC portal domain."
+            "did not return JSON.",
+            conn_id=conn_id,
+            step=step,
+            hint="Check that the Portal domain (host) is your ODC portal domain.",
         ) from None
     if not isinstance(document, dict) or not isinstance(document.get("token_endpoint"), str):
-        raise OdcAuthError(f"{where} returned a document without a 'token_endpoint'; no credentials were sent.")
+        raise OdcAuthError(
+            "returned a document without a 'token_endpoint'; no credentials were sent.", conn_id=conn_id, step=step
+        )
     return validate_token_endpoint(document["token_endpoint"], origin, conn_id=conn_id)
 
 
@@ -74,21 +82,20 @@ def validate_token_endpoint(
     Otherwise raise OdcTokenEndpointRefusedError naming the connection, the URL (quoted safely) and
     ``source`` (where the endpoint came from); the client secret goes nowhere.
     """
-    prefix = (
-        f"ODC connection '{conn_id}': refused the token endpoint {display_url(token_endpoint, secrets)} from {source}"
-    )
+    refused = f"refused the token endpoint {display_url(token_endpoint, secrets)} from {source}"
     try:
         parts = urlsplit(token_endpoint)
         scheme, hostname = parts.scheme, parts.hostname or ""
     except (TypeError, ValueError):
         scheme = hostname = ""
     if scheme != "https" and not (scheme == "http" and is_loopback_host(hostname)):
-        raise OdcTokenEndpointRefusedError(f"{prefix}: it is not https. No credentials were sent.")
+        raise OdcTokenEndpointRefusedError(f"{refused}: it is not https. No credentials were sent.", conn_id=conn_id)
     try:
         on_origin(token_endpoint, origin)
-    except UrlRefused as refused:
+    except UrlRefused as reason:
         raise OdcTokenEndpointRefusedError(
-            f"{prefix}: it is not on the portal's origin {origin} ({refused}). No credentials were sent; check "
-            "the Portal domain (host) of the connection."
+            f"{refused}: it is not on the portal's origin {origin} ({reason}). No credentials were sent; check "
+            "the Portal domain (host) of the connection.",
+            conn_id=conn_id,
         ) from None
     return token_endpoint

@@ -1,19 +1,21 @@
-"""The one way discovery and the token exchange talk HTTP: retried, bounded, never redirected."""
+"""The requests adapter: how the provider's sync calls meet requests, and nothing else.
+
+Which requests exceptions mean "never sent" or "maybe sent" (``unanswered``), a session that never
+parses a ``Location`` (``NoRedirectSession``), and ``send`` for discovery and the token exchange. The
+decisions (retries, waits) are ``retries.RetryPolicy``'s, made from plain values.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_odc.exceptions import OdcAuthError
-from airflow_provider_odc.retries import RetryPolicy
-from airflow_provider_odc.scrub import scrub
-
-_REASON_LIMIT = 160
-_OBJECT_PREFIX = re.compile(r"^(?:<[^>]*>|\w+\([^()]*\)):\s*")
+from airflow_provider_odc.request_core import transport_failure
+from airflow_provider_odc.retries import RetryPolicy, Unanswered
 
 
 class NoRedirectSession(requests.Session):
@@ -28,23 +30,20 @@ class NoRedirectSession(requests.Session):
         return None
 
 
-def transport_failure(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
-    """A transport error as a message fragment: its class and, scrubbed and short, its innermost reason.
+def unanswered(exc: BaseException) -> Unanswered | None:
+    """A requests failure as the retry policy reads it; None for an exception that is not requests'.
 
-    requests' own text names the pool, the URL with its query and the wrapped errors; the innermost
-    reason (``[Errno 111] Connection refused``, ``certificate verify failed``) is what a user acts on.
+    Only a request that surely never reached the server (refused, DNS, connect timeout) may be sent again
+    whatever its method; a read timeout or a dropped connection may come after the server acted on it.
     """
-    reason: BaseException = exc
-    for _ in range(8):
-        inner = getattr(reason, "reason", None)
-        if not isinstance(inner, BaseException):
-            inner = reason.args[0] if reason.args and isinstance(reason.args[0], BaseException) else None
-        if inner is None:
-            break
-        reason = inner
-    text = _OBJECT_PREFIX.sub("", str(reason)) if reason is not exc or reason.args else ""
-    text = scrub(text, secrets, limit=_REASON_LIMIT) if text else ""
-    return f"{type(exc).__name__} ({text})" if text else type(exc).__name__
+    if not isinstance(exc, requests.RequestException):
+        return None
+    not_sent = isinstance(exc, requests.exceptions.ConnectTimeout)
+    if not not_sent and isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        not_sent = isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+    transient = isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout))
+    return Unanswered(exc, not_sent=not_sent, transient=transient)
 
 
 def send(
@@ -56,7 +55,8 @@ def send(
     verify: bool | str,
     retry: RetryPolicy,
     describe: str,
-    where: str,
+    conn_id: str,
+    step: str,
     advice: str,
     data: dict[str, Any] | None = None,
     secrets: Iterable[str] = (),
@@ -64,9 +64,9 @@ def send(
     """Send an identity request; both kinds change nothing on the server, so every failure is retryable.
 
     Redirects are not followed (a redirect would carry the client secret wherever it points). When
-    every attempt fails without an answer, raises OdcAuthError naming ``where``, the error's class and
-    its reason scrubbed of ``secrets``, and ``advice``; the original exception is not chained (its text holds the URL
-    and, for some errors, what was sent).
+    every attempt fails without an answer, raises OdcAuthError naming ``step``, the error's class and
+    its reason scrubbed of ``secrets``, and ``advice``; the original exception is not chained (its text
+    holds the URL and, for some errors, what was sent).
     """
     try:
         return retry.call(
@@ -81,7 +81,11 @@ def send(
             ),
             idempotent=True,
             describe=describe,
+            classify=unanswered,
         )
     except requests.RequestException as exc:
         failure = transport_failure(exc, secrets)
-    raise OdcAuthError(f"{where} failed: {failure}. {advice}", retryable=True)
+    raise OdcAuthError(f"failed: {failure}.", conn_id=conn_id, step=step, hint=advice, retryable=True)
+
+
+__all__ = ["NoRedirectSession", "send", "transport_failure", "unanswered"]

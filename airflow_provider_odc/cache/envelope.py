@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -28,11 +29,32 @@ _HKDF_SALT = b"airflow-provider-odc/token-cache/v1"
 _NONCE_BYTES = 12
 
 
-class EnvelopeError(Exception):
-    """The value cannot be opened. ``reason`` is safe to log: malformed, version, foreign or tampered."""
+class EnvelopeFailure(str, Enum):
+    """Why a stored value does not open, with what a log line says about it (``text``). Equal to its
+    value (``EnvelopeFailure.FOREIGN == "foreign"``)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    MALFORMED = ("malformed", "is not a token envelope")
+    VERSION = ("version", "was written by another version of the provider")
+    FOREIGN = ("foreign", "was encrypted with another key (client secret rotated, or another connection's value)")
+    TAMPERED = ("tampered", "failed its integrity check (altered, truncated, or copied from another connection)")
+
+    text: str
+
+    def __new__(cls, value: str, text: str) -> EnvelopeFailure:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.text = text
+        return member
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+
+class EnvelopeError(Exception):
+    """The value cannot be opened. ``reason`` is safe to log: which ``EnvelopeFailure``."""
+
+    def __init__(self, reason: EnvelopeFailure) -> None:
+        super().__init__(reason.value)
         self.reason = reason
 
 
@@ -99,19 +121,19 @@ class EnvelopeCodec:
         try:
             envelope = json.loads(value)
         except (TypeError, ValueError):
-            raise EnvelopeError("malformed") from None
+            raise EnvelopeError(EnvelopeFailure.MALFORMED) from None
         if not isinstance(envelope, dict):
-            raise EnvelopeError("malformed")
+            raise EnvelopeError(EnvelopeFailure.MALFORMED)
         if envelope.get("v") != ENVELOPE_VERSION or envelope.get("alg") != ALGORITHM:
-            raise EnvelopeError("version")
+            raise EnvelopeError(EnvelopeFailure.VERSION)
         if envelope.get("kid") != self.key_id:
-            raise EnvelopeError("foreign")
+            raise EnvelopeError(EnvelopeFailure.FOREIGN)
         try:
             nonce = _unb64(envelope["nonce"])
             ciphertext = _unb64(envelope["ct"])
             plaintext = AESGCM(self.key).decrypt(nonce, ciphertext, self.associated_data)
         except (KeyError, TypeError, ValueError, InvalidTag):
-            raise EnvelopeError("tampered") from None
+            raise EnvelopeError(EnvelopeFailure.TAMPERED) from None
         try:
             payload = json.loads(plaintext)
             token = AccessToken(
@@ -122,7 +144,7 @@ class EnvelopeCodec:
             )
             return CachedToken(token=token, token_endpoint=str(payload["token_endpoint"]))
         except (KeyError, TypeError, ValueError):
-            raise EnvelopeError("malformed") from None
+            raise EnvelopeError(EnvelopeFailure.MALFORMED) from None
 
 
 def _b64(data: bytes) -> str:

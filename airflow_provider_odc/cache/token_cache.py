@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from airflow_provider_odc.auth.token import AccessToken
-from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec, EnvelopeError
+from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec, EnvelopeError, EnvelopeFailure
 from airflow_provider_odc.cache.lease import ExchangeLease
 from airflow_provider_odc.cache.stores import TokenStore
 from airflow_provider_odc.compat import mask_secret
@@ -35,13 +35,6 @@ PROCESS_JITTER = random.uniform(0.0, 30.0)
 
 Fetch = Callable[[str | None], CachedToken]
 """Discovery (unless a token endpoint is known) plus the exchange; given the known token endpoint."""
-
-_ENVELOPE_REASONS = {
-    "malformed": "is not a token envelope",
-    "version": "was written by another version of the provider",
-    "foreign": "was encrypted with another key (client secret rotated, or another connection's value)",
-    "tampered": "failed its integrity check (altered, truncated, or copied from another connection)",
-}
 
 
 class TokenCache:
@@ -68,7 +61,7 @@ class TokenCache:
         self.token_endpoint: str | None = None
         self._token: AccessToken | None = None
         self._lock = threading.Lock()
-        self._last_warning: str | None = None
+        self._last_warning: EnvelopeFailure | None = None
 
     @classmethod
     def shared(cls, identity: tuple[str, ...], factory: Callable[[], TokenCache]) -> TokenCache:
@@ -179,7 +172,7 @@ class TokenCache:
             return
         self.store.write(self.codec.seal(cached))
 
-    def _warn_unusable(self, reason: str) -> None:
+    def _warn_unusable(self, reason: EnvelopeFailure) -> None:
         if reason == self._last_warning:
             return
         self._last_warning = reason
@@ -187,5 +180,5 @@ class TokenCache:
         log.warning(
             "Ignoring the cached ODC token in Variable %s: it %s. A new token will be fetched and stored.",
             store_key,
-            _ENVELOPE_REASONS.get(reason, reason),
+            reason.text,
         )

@@ -1,9 +1,10 @@
 """OdcHook: the Airflow connection joined to discovery, the token cache and ODC's REST APIs.
 
 Reading top to bottom: connection -> settings; settings -> token cache (memory, encrypted Variable,
-exchange); ``request`` sends one call with the bearer token, retries what is safe to retry, refreshes
-the token once on 401, and turns error statuses into ``OdcApiError``; ``paginate`` walks ODC's paged
-lists; ``test_connection`` backs the UI's Test button.
+exchange); ``request`` drives the request core (``airflow_provider_odc.request_core``), which decides the
+URL, the retries and waits, the token refresh after a 401 and the errors, with requests: this module
+only sends, sleeps and hands out tokens. ``paginate`` walks ODC's paged lists; ``test_connection`` backs
+the UI's Test button.
 
 Nothing here touches the network, a Variable or the connection before the first call that needs it,
 so a hook can be built while Airflow parses DAGs.
@@ -11,7 +12,6 @@ so a hook can be built while Airflow parses DAGs.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
@@ -24,40 +24,34 @@ from airflow_provider_odc import __version__
 from airflow_provider_odc.auth.client_credentials import exchange_client_credentials
 from airflow_provider_odc.auth.discovery import fetch_token_endpoint, validate_token_endpoint
 from airflow_provider_odc.auth.token import AccessToken
-from airflow_provider_odc.auth.transport import NoRedirectSession, transport_failure
-from airflow_provider_odc.auth.urls import UrlRefused, display_url, endpoint_url
+from airflow_provider_odc.auth.transport import NoRedirectSession, unanswered
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
 from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
 from airflow_provider_odc.cache.stores import TokenStore, VariableTokenStore, variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
-from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError, OdcUrlRefusedError
+from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
-from airflow_provider_odc.retries import IDEMPOTENT_METHODS, RetryPolicy
+from airflow_provider_odc.request_core import (
+    MAX_DETAIL,
+    UNFOLLOWED_LOCATION,
+    NeedToken,
+    Reply,
+    RequestCore,
+    Send,
+    Step,
+    drive,
+)
+from airflow_provider_odc.request_core import json_body as _json_body
+from airflow_provider_odc.retries import RetryPolicy, Unanswered
 from airflow_provider_odc.scrub import FIELD_LIMIT, scrub
-from airflow_provider_odc.settings import ConnectionLike, OdcConnectionSettings, origin_of
+from airflow_provider_odc.settings import ConnectionLike, OdcConnectionSettings
 
 if TYPE_CHECKING:
     import httpx
 
-_MAX_DETAIL = 500
 # The unpaginated wrappers whose one list may be null: builds, external library log messages.
 _NULLABLE_WRAPPERS = ("builds", "validationMessages")
-_MAX_FIELD = 200
-#: Where the async hook keeps a 3xx's Location, so httpx does not parse it (see ``odc_async``).
-UNFOLLOWED_LOCATION = "X-Odc-Unfollowed-Location"
-#: The RFC 7807 / ODC ProblemDetails fields kept on an OdcApiError (scrubbed); the rest of a body is dropped.
-_PROBLEM_FIELDS = ("title", "detail", "errorCode", "traceId")
-_STATUS_HINTS = {
-    401: "ODC refused a freshly fetched token too: check that the API client is not Revoked or Expired.",
-    403: "The API client lacks the permission this endpoint needs on this stage; grant it in the ODC "
-    "Portal (Management > Govern > API clients).",
-}
-_RATE_LIMIT_HINT = (
-    "ODC's rate limit was still exceeded after waiting up to {wait:g} s in all (100 requests per minute per API, "
-    "10 per minute for build and deployment POSTs, shared by every worker); spread the calls out or raise "
-    "the connection's 'rate_limit_wait_seconds' extra."
-)
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -155,6 +149,25 @@ class OdcHook(BaseHook):
 
     def get_conn(self) -> requests.Session:
         return self.session
+
+    @cached_property
+    def core(self) -> RequestCore:
+        """The decisions of this connection's calls (URL gate, retries, 401, errors), without I/O."""
+        return self.request_core(reached_from="workers")
+
+    def request_core(self, *, reached_from: str) -> RequestCore:
+        """A request core on this connection's settings, retry policy and scrubber (OdcAsyncHook builds its
+        own with ``reached_from="triggerer"``)."""
+        settings = self.settings
+        return RequestCore(
+            conn_id=self.odc_conn_id,
+            origin=settings.origin,
+            secrets=(settings.client_secret, settings.cache_secret),
+            retry=self.retry_policy,
+            scrub=lambda text, tokens, limit: self.scrub(text, tokens=tokens, limit=limit),
+            reached_from=reached_from,
+            log=self.log,
+        )
 
     @cached_property
     def token_cache(self) -> TokenCache:
@@ -257,23 +270,18 @@ class OdcHook(BaseHook):
             absolute URL on the connection's own origin; the token goes nowhere else. Anything the URL
             gate (``auth/urls.py``) finds ambiguous, or on another origin, is an ``OdcUrlRefusedError``.
         """
-        method = method.upper()
-        url = self._url_for(endpoint)
-        path = urlsplit(url).path
-        token = self._token()
-        response = self._send(method, url, path, token, params, json, headers, timeout)
-        if response.status_code == 401:
-            self.log.info(
-                "ODC answered 401 to %s %s with token %s; fetching a new token and retrying once.",
-                method,
-                path,
-                token.fingerprint,
-            )
-            token = self._token(reject=token)
-            response = self._send(method, url, path, token, params, json, headers, timeout)
-        if response.status_code >= 300:
-            raise self._api_error(method, path, response)
-        return response
+        core = self.core
+
+        def perform(step: Step) -> AccessToken | Reply[requests.Response] | Unanswered | None:
+            if isinstance(step, NeedToken):
+                return self._token(step.reject)
+            if isinstance(step, Send):
+                return self._send(step, params, json, headers, timeout)
+            core.retry.sleep(step.seconds)
+            return None
+
+        reply: Reply[requests.Response] = drive(core.call(method, endpoint), perform)
+        return reply.raw
 
     def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any:
         """``request`` and its parsed JSON body; a body that is not JSON is an OdcApiError, not a crash."""
@@ -328,9 +336,10 @@ class OdcHook(BaseHook):
             if next_offset in requested or backwards:
                 after = "the first page" if offset is None else f"offset {offset!r}"
                 raise OdcApiError(
-                    f"ODC connection '{self.odc_conn_id}': GET {endpoint} named page offset {next_offset!r} "
-                    f"after {after}: a page already read or an earlier one, so its paging would loop. The "
-                    f"list was not completed ({seen} items read).",
+                    f"named page offset {next_offset!r} after {after}: a page already read or an earlier one, "
+                    f"so its paging would loop. The list was not completed ({seen} items read).",
+                    conn_id=self.odc_conn_id,
+                    step=f"GET {endpoint}",
                     method="GET",
                     path=endpoint,
                     status=None,
@@ -367,7 +376,7 @@ class OdcHook(BaseHook):
         except OdcError as exc:
             return [*lines, f"(the operation's messages could not be read: {exc})"]
         messages = error_messages(items, severity_field=kind.severity_field)
-        return [self.scrub(line, limit=_MAX_DETAIL) for line in [*lines, *messages]]  # ODC's text
+        return [self.scrub(line, limit=MAX_DETAIL) for line in [*lines, *messages]]  # ODC's text
 
     def scrub(self, text: object, *, tokens: Iterable[str | None] = (), limit: int = FIELD_LIMIT) -> str:
         """``text`` from a server, cut to ``limit``, without this connection's client secret, cache secret,
@@ -384,101 +393,42 @@ class OdcHook(BaseHook):
         secrets += [settings.client_secret, settings.cache_secret]
         return scrub(text, secrets, basic=(settings.client_id, settings.client_secret), limit=limit)
 
-    def _url_for(self, endpoint: str) -> str:
-        """The URL to send ``endpoint`` to, passed by the URL gate (sync and async calls alike)."""
-        settings = self.settings
-        try:
-            return endpoint_url(endpoint, settings.origin)
-        except UrlRefused as refused:
-            shown = display_url(endpoint, (settings.client_secret, settings.cache_secret))
-            raise OdcUrlRefusedError(
-                f"ODC connection '{self.odc_conn_id}': refused the endpoint {shown}: {refused}; the access token "
-                f"is only ever sent to the connection's own origin {settings.origin}. Nothing was sent."
-            ) from None
-
     def _send(
         self,
-        method: str,
-        url: str,
-        path: str,
-        token: AccessToken,
+        send: Send,
         params: Mapping[str, Any] | None,
         json: Any,
         headers: Mapping[str, str] | None,
         timeout: float | None,
-    ) -> requests.Response:
+    ) -> Reply[requests.Response] | Unanswered:
+        """One HTTP exchange with requests: the answer as plain values, or the failure classified."""
         settings = self.settings
-
-        def send() -> requests.Response:
-            started = time.monotonic()
+        started = time.monotonic()
+        try:
             response = self.session.request(
-                method,
-                url,
+                send.method,
+                send.url,
                 params=params,
                 json=json,
                 headers=dict(headers or {}),
-                auth=_BearerAuth(token.value),
+                auth=_BearerAuth(send.token.value),
                 timeout=timeout or settings.timeout,
                 verify=settings.verify,
                 allow_redirects=False,
             )
-            self.log.debug(
-                "ODC %s %s -> %s in %.0f ms",
-                method,
-                path,
-                response.status_code,
-                (time.monotonic() - started) * 1000,
-            )
-            return response
-
-        try:
-            return self.retry_policy.call(
-                send, idempotent=method in IDEMPOTENT_METHODS, describe=f"ODC {method} {path}"
-            )
-        except requests.RequestException as exc:
-            failure = transport_failure(exc, [token.value, settings.client_secret])
-        # Raised outside the except block: requests' exception (its text holds the URL) is not chained.
-        sent = "may have been processed by ODC; it was not sent again" if method not in IDEMPOTENT_METHODS else ""
-        raise OdcApiError(
-            f"ODC connection '{self.odc_conn_id}': {method} {path} failed: {failure}"
-            + (f" (the request {sent})" if sent else "")
-            + ". Check that the workers can reach the portal.",
-            method=method,
-            path=path,
-            status=None,
+        except Exception as exc:
+            failure = unanswered(exc)
+            if failure is None:
+                raise
+            return failure
+        self.log.debug(
+            "ODC %s %s -> %s in %.0f ms",
+            send.method,
+            send.path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
         )
-
-    def _api_error(self, method: str, path: str, response: requests.Response | httpx.Response) -> OdcApiError:
-        """An error status as an OdcApiError (sync and async). Every text ODC sent is scrubbed and cut:
-        a server or a proxy in front of it may echo the bearer token it received."""
-        status = response.status_code
-        sent = _bearer_of(response)
-
-        def clean(value: object, limit: int = _MAX_DETAIL) -> str:
-            return self.scrub(value, tokens=[sent], limit=limit)
-
-        problem = {
-            key: clean(value, _MAX_DETAIL if key == "detail" else _MAX_FIELD)
-            for key, value in _problem_details(response).items()
-            if key in _PROBLEM_FIELDS and isinstance(value, str) and value
-        }
-        message = f"ODC connection '{self.odc_conn_id}': {method} {path} failed with HTTP {status}"
-        if 300 <= status < 400:
-            location = response.headers.get("Location") or response.headers.get(UNFOLLOWED_LOCATION)
-            target = clean(_redirect_target(location))
-            message += f": a redirect to {target}, which is not followed."
-        else:
-            for label, key in (("", "title"), (" - ", "detail")):
-                if key in problem:
-                    message += (label or ": ") + problem[key]
-            refs = [f"{key} {problem[key]}" for key in ("errorCode", "traceId") if key in problem]
-            if refs:
-                message += f" [{', '.join(refs)}]"
-            hint = _STATUS_HINTS.get(status)
-            if status == 429:
-                hint = _RATE_LIMIT_HINT.format(wait=self.retry_policy.rate_limit_wait)
-            message += "." + (f" {hint}" if hint else "")
-        return OdcApiError(message, method=method, path=path, status=status, problem=problem)
+        return Reply(response.status_code, response.headers, response.content, response)
 
     # -- Airflow UI --------------------------------------------------------------------------------
 
@@ -498,21 +448,20 @@ class OdcHook(BaseHook):
         The messages leave out the connection id: the UI's Test button tests a temporary copy of the
         connection under a random id, which would only confuse.
         """
-        unnamed = f"ODC connection '{self.odc_conn_id}': "
         try:
             settings = self.settings
         except OdcError as exc:
-            return False, str(exc).replace(unnamed, "")
+            return False, exc.describe(named=False)
         except Exception as exc:  # e.g. the connection does not exist
             return False, f"The connection could not be read: {type(exc).__name__}: {exc}"
         try:
             token_endpoint = self._discover()
         except OdcError as exc:
-            return False, f"Step 1 of 2 (OIDC discovery) failed. {str(exc).replace(unnamed, '')}"
+            return False, f"Step 1 of 2 (OIDC discovery) failed. {exc.describe(named=False)}"
         try:
             token = self._exchange(token_endpoint)
         except OdcError as exc:
-            return False, f"Step 2 of 2 (token request) failed. {str(exc).replace(unnamed, '')}"
+            return False, f"Step 2 of 2 (token request) failed. {exc.describe(named=False)}"
         return True, (
             f"Connected to {settings.origin}: discovery found the token endpoint and ODC issued an access "
             f"token valid for {token.lifetime:.0f} s."
@@ -540,57 +489,7 @@ def _items_and_page(body: Any, endpoint: str) -> tuple[list[Any], dict[str, Any]
 
 def json_body(response: requests.Response | httpx.Response, method: str, path: str) -> Any:
     """The parsed body of a successful response, or an OdcApiError that says what came instead."""
-    try:
-        return response.json()
-    except ValueError:
-        kind = scrub(response.headers.get("Content-Type", "no content type"), limit=100)
-        raise OdcApiError(
-            f"ODC {method} {path} answered HTTP {response.status_code} with a body that is not JSON "
-            f"({kind}, {len(response.content)} bytes). Check that the Portal domain (host) is your ODC portal.",
-            method=method,
-            path=path,
-            status=response.status_code,
-        ) from None
+    return _json_body(response.status_code, response.headers, response.content, method, path)
 
 
-def _bearer_of(response: requests.Response | httpx.Response) -> str | None:
-    """The bearer token the request of ``response`` carried (the one a server could echo back)."""
-    try:
-        header = response.request.headers.get("Authorization")
-    except (AttributeError, RuntimeError):  # a response built by hand has no request (httpx raises)
-        return None
-    return header.split(" ", 1)[1] if isinstance(header, str) and " " in header else None
-
-
-def _redirect_target(location: str | None) -> str:
-    """Where a 3xx points, as an origin; a missing, relative or malformed ``Location`` is said, not raised."""
-    if not location:
-        return "an unknown location"
-    try:
-        parts = urlsplit(location)
-        if not parts.scheme or not parts.hostname:
-            return "a relative location"
-        return origin_of(location)
-    except (ValueError, OdcError):
-        if "parts" not in locals():  # urlsplit itself refused it
-            return "a malformed location"
-    # Nothing is sent there, so a URL the gate finds ambiguous (a backslash in its query, say) is still named
-    # by where urlsplit puts it, when that is a plain host; anything stranger is only called malformed.
-    try:
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        return "a malformed location"
-    if parts.scheme.lower() in ("http", "https") and re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", parts.netloc):
-        return f"{parts.scheme.lower()}://{host.lower()}{f':{port}' if port else ''} (an ambiguous URL)"
-    return "a malformed location"
-
-
-def _problem_details(response: requests.Response | httpx.Response) -> dict[str, Any]:
-    """RFC 7807 fields of an error body, if it has them (bodies are read only up to 64 KiB)."""
-    if len(response.content) > 65536:
-        return {}
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+__all__ = ["UNFOLLOWED_LOCATION", "OdcHook", "envelope_codec_for", "json_body", "user_agent"]

@@ -5,24 +5,35 @@ the connection comes from ``aget_connection``, HTTP goes through ``httpx.AsyncCl
 cache (Variable reads and writes, and the rare exchange) runs in a worker thread via
 ``sync_to_async``. The token is the one the tasks use: with a warm cache a defer/resume cycle makes
 no token exchange at all.
+
+This is the httpx adapter of the request core (``airflow_provider_odc.request_core``): the core decides
+the URL, the retries and waits, the 401 refresh and the errors; this module sends, sleeps and fetches
+tokens without blocking the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from asgiref.sync import sync_to_async
 
 from airflow_provider_odc.auth.token import AccessToken
-from airflow_provider_odc.auth.transport import transport_failure
 from airflow_provider_odc.compat import BaseHook
-from airflow_provider_odc.exceptions import OdcApiError
-from airflow_provider_odc.hooks.odc import UNFOLLOWED_LOCATION, OdcHook, json_body, user_agent
+from airflow_provider_odc.hooks.odc import OdcHook, json_body, user_agent
 from airflow_provider_odc.operations import OperationKind
-from airflow_provider_odc.retries import RetryPolicy
+from airflow_provider_odc.request_core import (
+    UNFOLLOWED_LOCATION,
+    NeedToken,
+    Reply,
+    RequestCore,
+    Send,
+    Step,
+    adrive,
+)
+from airflow_provider_odc.retries import RetryPolicy, Unanswered
 from airflow_provider_odc.scrub import FIELD_LIMIT
 
 
@@ -35,6 +46,7 @@ class OdcAsyncHook:
         self.odc_conn_id = odc_conn_id
         self._retry_policy = retry_policy
         self._hook: OdcHook | None = None
+        self._core: RequestCore | None = None
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> OdcAsyncHook:
@@ -57,6 +69,7 @@ class OdcAsyncHook:
                 connection = await sync_to_async(BaseHook.get_connection)(self.odc_conn_id)
             hook = OdcHook(self.odc_conn_id, retry_policy=self._retry_policy, connection=connection)
             await sync_to_async(lambda: hook.settings)()  # validates the connection; masks the secret
+            self._core = hook.request_core(reached_from="triggerer")
             self._hook = hook
         return self._hook
 
@@ -82,46 +95,22 @@ class OdcAsyncHook:
         return hook.token_cache.current(reject) or await sync_to_async(hook._token)(reject)
 
     async def get(self, endpoint: str, *, params: dict[str, Any] | None = None) -> httpx.Response:
-        """GET an ODC endpoint: the same retries, 401 refresh and errors as ``OdcHook.request``."""
+        """GET an ODC endpoint: the same URL gate, retries, 401 refresh and errors as ``OdcHook.request``."""
         hook = await self._sync_hook()
         client = await self._client_for(hook)
-        url = hook._url_for(endpoint)
-        path = urlsplit(url).path
+        core = self._core
+        assert core is not None  # set with the hook
 
-        async def send(token_value: str) -> httpx.Response:
-            async def once() -> httpx.Response:
-                started = time.monotonic()
-                response = await client.get(url, params=params, headers={"Authorization": f"Bearer {token_value}"})
-                hook.log.debug(
-                    "ODC GET %s -> %s in %.0f ms (async)",
-                    path,
-                    response.status_code,
-                    (time.monotonic() - started) * 1000,
-                )
-                return response
+        async def perform(step: Step) -> AccessToken | Reply[httpx.Response] | Unanswered | None:
+            if isinstance(step, NeedToken):
+                return await self._token(hook, step.reject)
+            if isinstance(step, Send):
+                return await _send(client, step, params, hook)
+            await (core.retry.async_sleep or asyncio.sleep)(step.seconds)
+            return None
 
-            try:
-                return await hook.retry_policy.acall(once, idempotent=True, describe=f"ODC GET {path}")
-            except httpx.HTTPError as exc:
-                failure = transport_failure(exc, [token_value, hook.settings.client_secret])
-            # Raised outside the except block: httpx's exception (its text holds the URL) is not chained.
-            raise OdcApiError(
-                f"ODC connection '{self.odc_conn_id}': GET {path} failed: {failure}. "
-                "Check that the triggerer can reach the portal.",
-                method="GET",
-                path=path,
-                status=None,
-            )
-
-        token = await self._token(hook)
-        response = await send(token.value)
-        if response.status_code == 401:
-            hook.log.info("ODC answered 401 to GET %s with token %s; fetching a new token.", path, token.fingerprint)
-            token = await self._token(hook, reject=token)
-            response = await send(token.value)
-        if response.status_code >= 300:
-            raise hook._api_error("GET", path, response)
-        return response
+        reply: Reply[httpx.Response] = await adrive(core.call("GET", endpoint), perform)
+        return reply.raw
 
     def scrub(self, text: object, *, limit: int = FIELD_LIMIT) -> str:
         """``text`` without the connection's secrets or tokens (see ``OdcHook.scrub``); no I/O, never raises.
@@ -141,9 +130,37 @@ class OdcAsyncHook:
         return kind.status_of(body), body if isinstance(body, dict) else {}
 
 
+async def _send(
+    client: httpx.AsyncClient, send: Send, params: dict[str, Any] | None, hook: OdcHook
+) -> Reply[httpx.Response] | Unanswered:
+    """One HTTP exchange with httpx: the answer as plain values, or the failure classified."""
+    started = time.monotonic()
+    try:
+        response = await client.request(
+            send.method, send.url, params=params, headers={"Authorization": f"Bearer {send.token.value}"}
+        )
+    except httpx.HTTPError as exc:
+        return unanswered(exc)
+    hook.log.debug(
+        "ODC %s %s -> %s in %.0f ms (async)",
+        send.method,
+        send.path,
+        response.status_code,
+        (time.monotonic() - started) * 1000,
+    )
+    return Reply(response.status_code, response.headers, response.content, response)
+
+
+def unanswered(exc: httpx.HTTPError) -> Unanswered:
+    """An httpx failure as the retry policy reads it: a failed connect surely never reached the server;
+    any other transport error may have, so only an idempotent request is sent again."""
+    not_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    return Unanswered(exc, not_sent=not_sent, transient=isinstance(exc, httpx.TransportError))
+
+
 async def _set_location_aside(response: httpx.Response) -> None:
     """Move a 3xx's ``Location`` aside before httpx parses it: redirects are refused, and httpx would build
     the next request even with ``follow_redirects=False``, raising ``RemoteProtocolError`` (retried as a
-    network failure) for a malformed one. ``OdcHook._api_error`` reads it from the aside header."""
+    network failure) for a malformed one. The request core reads it from the aside header."""
     if response.is_redirect and "Location" in response.headers:
         response.headers[UNFOLLOWED_LOCATION] = response.headers.pop("Location")

@@ -38,6 +38,7 @@ from airflow_provider_odc.waiting import (
     POLL_FAILURE_LIMIT,
     SLOW_INTERVAL,
     OperationWaiter,
+    PollSchedule,
 )
 
 if TYPE_CHECKING:
@@ -106,9 +107,7 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
         self._init_waiting(
             deferrable=deferrable,
             wait_timeout=wait_timeout,
-            fast_interval=fast_interval,
-            fast_period=fast_period,
-            slow_interval=slow_interval,
+            schedule=PollSchedule(fast_interval, fast_period, slow_interval),
             poll_params=None,
             poll_failure_limit=poll_failure_limit,
         )

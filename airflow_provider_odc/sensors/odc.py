@@ -18,6 +18,7 @@ from airflow_provider_odc.waiting import (
     POLL_FAILURE_LIMIT,
     SLOW_INTERVAL,
     OperationWaiter,
+    PollSchedule,
 )
 
 if TYPE_CHECKING:
@@ -74,9 +75,7 @@ class OdcOperationSensor(OperationWaiter, BaseSensorOperator):
         self._init_waiting(
             deferrable=deferrable,
             wait_timeout=float(self.timeout),
-            fast_interval=fast_interval,
-            fast_period=fast_period,
-            slow_interval=slow_interval,
+            schedule=PollSchedule(fast_interval, fast_period, slow_interval),
             poll_params=poll_params,
             poll_failure_limit=poll_failure_limit,
         )

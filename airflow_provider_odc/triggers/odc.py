@@ -22,9 +22,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_odc.exceptions import OdcError, is_transient
 from airflow_provider_odc.hooks.odc_async import OdcAsyncHook
-from airflow_provider_odc.operations import operation_kind, poll_interval
+from airflow_provider_odc.operations import operation_kind
+from airflow_provider_odc.poll_schedule import FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL, PollSchedule
 
-FAST_INTERVAL, FAST_PERIOD, SLOW_INTERVAL = 5.0, 30.0, 30.0
 #: The longest text of an event (an error message with ODC's scrubbed title and detail fits).
 EVENT_TEXT_LIMIT = 2000
 POLL_FAILURE_LIMIT = 5  # status polls in a row that may fail transiently before the wait gives up
@@ -50,6 +50,9 @@ class OdcOperationTrigger(BaseTrigger):
     :param started_at: epoch seconds when the operation started: the poll schedule counts from it, so
         a resumed wait keeps its pace.
     :param poll_params: extra query parameters of the status call (native mobile builds need some).
+    :param schedule: how often to poll. It is stored as its three numbers, ``fast_interval``,
+        ``fast_period`` and ``slow_interval``, which are also accepted instead (how Airflow rebuilds a
+        stored trigger, including one written by an earlier version).
     :param poll_failure_limit: transient status-poll failures tolerated in a row (counted from the
         trigger's first poll).
     """
@@ -63,6 +66,7 @@ class OdcOperationTrigger(BaseTrigger):
         end_time: float,
         started_at: float | None = None,
         poll_params: dict[str, Any] | None = None,
+        schedule: PollSchedule | None = None,
         fast_interval: float = FAST_INTERVAL,
         fast_period: float = FAST_PERIOD,
         slow_interval: float = SLOW_INTERVAL,
@@ -76,9 +80,7 @@ class OdcOperationTrigger(BaseTrigger):
         self.end_time = end_time
         self.started_at = time.time() if started_at is None else started_at
         self.poll_params = poll_params
-        self.fast_interval = fast_interval
-        self.fast_period = fast_period
-        self.slow_interval = slow_interval
+        self.schedule = schedule or PollSchedule(fast_interval, fast_period, slow_interval)
         self.poll_failure_limit = poll_failure_limit
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -91,9 +93,7 @@ class OdcOperationTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "started_at": self.started_at,
                 "poll_params": self.poll_params,
-                "fast_interval": self.fast_interval,
-                "fast_period": self.fast_period,
-                "slow_interval": self.slow_interval,
+                **self.schedule.as_kwargs(),
                 "poll_failure_limit": self.poll_failure_limit,
             },
         )
@@ -142,10 +142,5 @@ class OdcOperationTrigger(BaseTrigger):
                     return
                 if not failures:
                     self.log.info("ODC %s %s is %s.", self.kind, self.operation_key, hook.scrub(status))
-                interval = poll_interval(
-                    now - self.started_at,
-                    fast_interval=self.fast_interval,
-                    fast_period=self.fast_period,
-                    slow_interval=self.slow_interval,
-                )
+                interval = self.schedule.interval_at(now - self.started_at)
                 await asyncio.sleep(max(min(interval, self.end_time - now), 0.0))

@@ -69,3 +69,25 @@ def test_no_token_or_secret_in_the_arguments(odc_emulator: Any, odc_connection: 
 def test_unknown_kind_fails_when_the_dag_is_written() -> None:
     with pytest.raises(ValueError, match="Unknown ODC operation kind 'deploy'"):
         make_trigger(kind="deploy")
+
+
+def test_a_row_written_by_the_previous_version_still_deserializes() -> None:
+    """Before PollSchedule, the trigger stored its schedule as three numbers; such a row must rebuild."""
+    from airflow_provider_odc.poll_schedule import PollSchedule
+
+    stored = {
+        "odc_conn_id": "odc_default",
+        "kind": "build",
+        "operation_key": "b-1",
+        "end_time": 2000000000.0,
+        "started_at": 1999999000.0,
+        "poll_params": None,
+        "fast_interval": 2.0,
+        "fast_period": 10.0,
+        "slow_interval": 20.0,
+        "poll_failure_limit": 5,
+    }
+    trigger = OdcOperationTrigger(**json.loads(json.dumps(stored)))
+    assert trigger.schedule == PollSchedule(fast_interval=2.0, fast_period=10.0, slow_interval=20.0)
+    assert trigger.serialize()[1] == stored
+    assert [trigger.schedule.interval_at(elapsed) for elapsed in (0, 9.9, 10)] == [2.0, 2.0, 20.0]
