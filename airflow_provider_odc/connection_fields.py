@@ -6,9 +6,10 @@ form widgets of Airflow 3.0/3.1 (``compat.connection_form_widgets``) and the par
 ``settings.OdcConnectionSettings``, so a bound or a default cannot differ between the form and the
 parser. Descriptions that state a bound or a default are templates filled from the field itself.
 
-Airflow imports this module at provider discovery (through ``get_provider_info``): the standard library
-only, nothing of Airflow. Extra names matter: Airflow masks any extra whose name contains ``secret``,
-``token``, ``password``, ... so the one secret extra is ``cache_secret`` and nothing else carries such a word.
+Airflow imports this module at provider discovery (through ``get_provider_info``): it imports the standard
+library and ``scrub`` only, nothing of Airflow. Extra names matter: Airflow masks any extra whose name
+contains ``secret``, ``token``, ``password``, ... so the one secret extra is ``cache_secret`` and nothing
+else carries such a word.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CACHE_MODES: tuple[CacheMode, ...] = ("variable", "memory", "off")
 Problem = Callable[[str], Exception]
 JsonType = Literal["number", "integer", "boolean", "string"]
 
-#: The standard fields: the form hides ``schema`` and ``port``, and relabels the others with placeholders.
+# The standard fields: the form hides ``schema`` and ``port``, and relabels the others with placeholders.
 _HIDDEN_FIELDS = ("schema", "port")
 _RELABELING = {"host": "Portal domain", "login": "Client ID", "password": "Client secret"}
 _PLACEHOLDERS = {
