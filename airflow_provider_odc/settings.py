@@ -22,7 +22,11 @@ from airflow_provider_odc.connection_fields import MAX_TEXT_LENGTH as MAX_TEXT_L
 from airflow_provider_odc.connection_fields import CacheMode, shown, standard_field, text_of
 from airflow_provider_odc.exceptions import OdcConfigError
 
-# The bounds of the numbers a connection holds, as declared in ``connection_fields`` (the form states them).
+# The defaults and bounds of the numbers a connection holds, as declared in ``connection_fields``.
+DEFAULT_TIMEOUT: float = fields.TIMEOUT.default
+DEFAULT_REFRESH_MARGIN: float = fields.REFRESH_MARGIN.default
+DEFAULT_MAX_RETRIES: int = fields.MAX_RETRIES.default
+DEFAULT_RATE_LIMIT_WAIT: float = fields.RATE_LIMIT_WAIT.default
 TIMEOUT_RANGE = fields.TIMEOUT.limits
 REFRESH_MARGIN_RANGE = fields.REFRESH_MARGIN.limits
 MAX_RETRIES_RANGE = fields.MAX_RETRIES.limits
@@ -72,13 +76,13 @@ class OdcConnectionSettings:
     client_id: str
     client_secret: str = field(repr=False)
     # One attribute per parsed extra (``ExtraField.setting``), with the declared default.
-    timeout: float = fields.TIMEOUT.default
+    timeout: float = DEFAULT_TIMEOUT
     verify: bool | str = fields.VERIFY.default
-    refresh_margin: float = fields.REFRESH_MARGIN.default
+    refresh_margin: float = DEFAULT_REFRESH_MARGIN
     cache_mode: CacheMode = fields.CACHE_MODE.default
     cache_secret: str | None = field(default=fields.CACHE_SECRET.default, repr=False)
-    max_retries: int = fields.MAX_RETRIES.default
-    rate_limit_wait: float = fields.RATE_LIMIT_WAIT.default
+    max_retries: int = DEFAULT_MAX_RETRIES
+    rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT
 
     @property
     def cache_identity(self) -> str:
