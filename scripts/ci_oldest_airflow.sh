@@ -45,8 +45,8 @@ echo "== oldest-Airflow check: apache-airflow==$AIRFLOW_VERSION in $venv"
 quiet_pip install --quiet --upgrade pip
 quiet_pip install --quiet -c "$work/constraints.txt" "apache-airflow==$AIRFLOW_VERSION"
 installed_airflow=$SECONDS
-# The package itself (non-editable), plus pytest; the constraints keep Airflow exactly where it is.
-quiet_pip install --quiet -c "$work/constraints.txt" . "pytest>=8"
+# The package itself (non-editable), plus pytest and hypothesis (the property tests); the constraints keep Airflow exactly where it is.
+quiet_pip install --quiet -c "$work/constraints.txt" . "pytest>=8" "hypothesis>=6.100"
 # (Run from $work: a script on stdin gets the current directory on sys.path, and that must not be the tree.)
 (cd "$work" && "$venv/bin/python" - "$AIRFLOW_VERSION") <<'EOF'
 import sys
