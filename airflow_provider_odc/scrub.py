@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 from collections.abc import Iterable
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
 #: The default length of one field of a message (an OAuth description, a ProblemDetails detail, ...).
@@ -94,8 +95,11 @@ def scrub(
     value = value[: limit + _MAX_SPELLING * longest + 200]
     if needles:
         value = _remove_spelled(value, needles)
-    for needle in needles:  # a secret that itself looks like an escape ("%41", "&#65;") is found as it is
-        value = value.replace(needle.decode("utf-8", "surrogatepass"), REDACTED)
+    # A secret that itself looks like an escape ("%41", "&#65;") is found as it is; and a secret's own escaped
+    # spelling is found as it is too, where the text before it changes how it decodes (a literal backslash
+    # before "\u001b..." makes the decoder read "\\" first).
+    for spelling in sorted(_direct_spellings(needles), key=len, reverse=True):
+        value = value.replace(spelling, REDACTED)
     for generic, replacement in _GENERIC:
         value = generic.sub(replacement, value)
     value = _CONTROL.sub(" ", value)
@@ -112,6 +116,18 @@ def _needles(secrets: list[str], basic: tuple[str, str] | None) -> set[bytes]:
                 encoded = encode(pair.encode("utf-8", "surrogatepass"))
                 needles |= {encoded, encoded.rstrip(b"=")}
     return needles
+
+
+def _direct_spellings(needles: set[bytes]) -> set[str]:
+    """Each needle as written, and its JSON and percent spellings, to be replaced where they stand."""
+    spellings: set[str] = set()
+    for needle in needles:
+        plain = needle.decode("utf-8", "surrogatepass")
+        json_text = json.dumps(plain)[1:-1]
+        percent = quote(plain, safe="")
+        spellings |= {plain, json_text, json_text.replace("/", "\\/"), json.dumps(plain, ensure_ascii=False)[1:-1]}
+        spellings |= {percent, re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), percent), quote_plus(plain)}
+    return {spelling for spelling in spellings if spelling}
 
 
 def _remove_spelled(text: str, needles: set[bytes]) -> str:

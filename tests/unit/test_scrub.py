@@ -104,3 +104,12 @@ def test_envelope_codec_repr_shows_no_key_material() -> None:
     assert codec.key_id in shown
     for form in (repr(codec.key), codec.key.hex(), base64.b64encode(codec.key).decode(), "s3cr3t"):
         assert form not in shown
+
+
+def test_an_escaped_secret_right_after_a_literal_backslash_is_removed() -> None:
+    """Found by the property test: a backslash before ``\\u001b...`` made the one decoding pass read ``\\\\``
+    first, so the JSON spelling of the secret was never decoded; it is removed as it stands."""
+    secret = "\x1b0000000"
+    escaped = json.dumps(secret)[1:-1]
+    result = scrub("\\" + escaped + "x", [secret], limit=1000)
+    assert escaped not in result and secret not in result and result.endswith(f"{REDACTED}x")
