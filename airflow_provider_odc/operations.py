@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_odc.api import builds, code_quality, dependency_management, deployments, identity
-from airflow_provider_odc.api import external_libraries, native_builds
+from airflow_provider_odc.api import (
+    builds,
+    code_quality,
+    dependency_management,
+    deployments,
+    external_libraries,
+    identity,
+    native_builds,
+)
 from airflow_provider_odc.api.long_running import OperationKind, error_messages
 
 OPERATION_KINDS: dict[str, OperationKind] = {

@@ -50,7 +50,9 @@ def start_body(asset_key: str, revision: int, build_type: BuildType) -> dict[str
 
 def list_params(asset_key: str, revision: int | None, build_type: BuildType | None) -> dict[str, Any]:
     """The query of ``GET /build-operations`` (not paginated: no ``limit`` or ``offset``)."""
-    params: dict[str, Any] = {"assetKey": asset_key, "assetRevision": revision}
+    params: dict[str, Any] = {"assetKey": asset_key}
+    if revision is not None:
+        params["assetRevision"] = revision
     if build_type:
         params["byBuildType"] = build_type
     return params
