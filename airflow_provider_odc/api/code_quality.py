@@ -1,4 +1,8 @@
-"""Code Quality API (``/api/code-quality/v1``): code analyses, which end ``Completed``, ``Failed`` or ``Timeout``."""
+"""Code Quality API (``/api/code-quality/v1``): code analyses, which end ``Completed``, ``Failed`` or ``Timeout``.
+
+The spec leaves ``status`` a plain string; those three ends are the ones its use case ("code quality")
+says to poll for.
+"""
 
 from __future__ import annotations
 
