@@ -41,7 +41,8 @@ nitpick_ignore_regex = [
     # The internal modules (docs/index.rst lists them) are not documented, so a public signature that names
     # one of their types (RetryPolicy, OperationKind, the OperationWaiter mixin, the emulator's Fault) cannot
     # link to it.
-    (r"py:.*", r"airflow_provider_odc\.(auth|cache|retries|operations|resolve|waiting|compat)(\..*)?"),
+    (r"py:.*", r"airflow_provider_odc\.(auth|cache|retries|operations|attach|waiting|compat)(\..*)?"),
+    (r"py:.*", r"airflow_provider_odc\.api\.(long_running|_parse)(\..*)?"),
     (r"py:.*", r"airflow_provider_odc\.emulator\.(?!server\.|pytest_plugin\.).*"),
     (r"py:.*", r"(airflow|requests|httpx|pytest|collections\.abc)\..*"),
 ]
