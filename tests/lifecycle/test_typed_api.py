@@ -63,6 +63,10 @@ def test_a_release_through_the_typed_calls(fast_emulator: Any) -> None:
     assert deployed.key == asset.asset_key and on_qa is not None
     assert (on_qa.revision, on_qa.build_key) == (revision, build_key)
     assert deployed.on_stage(hook.resolve_stage("Production").key) is None
+    # The README's ``what_runs_where``:
+    revisions = {d.stage_key: d.revision for a in [deployed] for d in a.deployments}
+    where = {stage.name: revisions.get(stage.key) for stage in hook.list_stages()}
+    assert (where["QA"], where["Production"]) == (revision, None)
 
     publish_key = hook.start_publish(asset.asset_key, revision)
     publish = hook.get_publish(publish_key)
