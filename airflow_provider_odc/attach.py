@@ -30,21 +30,24 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from airflow_provider_odc.api import builds, deployments
 from airflow_provider_odc.exceptions import OdcApiError, OdcError
 from airflow_provider_odc.operations import OPERATION_KINDS
-from airflow_provider_odc.resolve import BUILDS
 
 if TYPE_CHECKING:
+    from airflow_provider_odc.api.builds import Build
+    from airflow_provider_odc.api.deployments import DeploymentOperation, DeploymentOperationType
     from airflow_provider_odc.hooks.odc import OdcHook
 
 log = logging.getLogger(__name__)
 
-DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
-PUBLISHES = "/api/deployments/v1/publish-operations"
-LIST_PATHS = {"build": BUILDS, "deployment": DEPLOYMENTS, "publish": PUBLISHES}
-KEY_FIELDS = {"build": "buildKey", "deployment": "key", "publish": "key"}
+KEY_FIELDS = {
+    "build": builds.START_KEY_FIELD,
+    "deployment": deployments.START_KEY_FIELD,
+    "publish": deployments.START_KEY_FIELD,
+}
 CLOCK_SKEW = 120.0  # seconds ODC's clock may lag the worker's
 STORE_KEY = "odc_started_operation"
 MAX_CANDIDATES = 200
@@ -116,46 +119,54 @@ def outcome_unknown(exc: OdcApiError) -> bool:
     return exc.status is None or exc.status >= 500 or 200 <= exc.status < 300
 
 
-def started_operations(hook: OdcHook, match: OperationMatch, since: float) -> list[dict[str, Any]]:
+def started_operations(hook: OdcHook, match: OperationMatch, since: float) -> list[Build] | list[DeploymentOperation]:
     """The operations ODC lists that match ``match`` and were created at or after ``since`` (worker
     epoch seconds, less ``CLOCK_SKEW``), newest first."""
     since -= CLOCK_SKEW
     if match.family == "build":
-        params: dict[str, Any] = {"assetKey": match.asset_key, "assetRevision": match.revision}
-        if match.build_type:
-            params["byBuildType"] = match.build_type
-        items = list(hook.paginate(BUILDS, params, max_items=MAX_CANDIDATES))
-        found = [
-            item
-            for item in items
-            if item.get("assetKey") == match.asset_key
-            and item.get("assetRevision") == match.revision
-            and (match.build_type is None or item.get("buildType") == match.build_type)
-            and _build_is_recent(item, since)
+        build_type = match.build_type if match.build_type in builds.BUILD_TYPES else None
+        found_builds = [
+            build
+            for build in hook.list_builds(match.asset_key, match.revision, build_type, max_items=MAX_CANDIDATES)
+            if build.asset_key == match.asset_key
+            and build.asset_revision == match.revision
+            and (match.build_type is None or build.build_type == match.build_type)
+            and _build_is_recent(build, since)
         ]
-    else:
-        params = {"assetKey": match.asset_key, "createdDateSince": iso_utc(since), "sort": "-CreatedAt"}
-        if match.stage_key:
-            params["environmentKey"] = match.stage_key
-        if match.revision is not None:
-            params["revision"] = match.revision
-        if match.family == "deployment" and match.operation:
-            params["operations"] = match.operation
-        items = list(hook.paginate(LIST_PATHS[match.family], params, page_size=50, max_items=MAX_CANDIDATES))
-        found = [
-            item
-            for item in items
-            if item.get("assetKey") == match.asset_key
-            and (match.operation is None or item.get("operation") == match.operation)
-            and (match.build_key is None or item.get("buildKey") in (None, match.build_key))
-        ]
-    return sorted(found, key=lambda item: parse_time(item.get("startedDateTime")) or float("inf"), reverse=True)
+        return sorted(found_builds, key=_newest, reverse=True)
+    filters: dict[str, Any] = {
+        "stage_key": match.stage_key,
+        "revision": match.revision,
+        "created_since": iso_utc(since),
+        "sort": "-CreatedAt",
+        "page_size": 50,
+        "max_items": MAX_CANDIDATES,
+    }
+    items = (
+        hook.list_deployment_operations(
+            match.asset_key, operation=cast("DeploymentOperationType | None", match.operation), **filters
+        )
+        if match.family == "deployment"
+        else hook.list_publish_operations(match.asset_key, **filters)
+    )
+    found = [
+        item
+        for item in items
+        if item.asset_key == match.asset_key
+        and (match.operation is None or item.operation == match.operation)
+        and (match.build_key is None or item.build_key in (None, match.build_key))
+    ]
+    return sorted(found, key=_newest, reverse=True)
 
 
-def _build_is_recent(build: dict[str, Any], since: float) -> bool:
+def _newest(item: Build | DeploymentOperation) -> float:
+    return parse_time(item.started_date_time) or float("inf")
+
+
+def _build_is_recent(build: Build, since: float) -> bool:
     """A build started at or after ``since``, or one still Pending (ODC gives it no start time yet)."""
-    started = parse_time(build.get("startedDateTime"))
-    return started >= since if started is not None else build.get("status") == "Pending"
+    started = parse_time(build.started_date_time)
+    return started >= since if started is not None else build.status == "Pending"
 
 
 def find_started(hook: OdcHook, match: OperationMatch, since: float, *, skip_failed: bool) -> str | None:
@@ -163,11 +174,9 @@ def find_started(hook: OdcHook, match: OperationMatch, since: float, *, skip_fai
     that is running or ended in success. Several candidates are logged: the newest is taken."""
     kind = OPERATION_KINDS[match.family]
     candidates = started_operations(hook, match, since)
-    if skip_failed:
-        candidates = [item for item in candidates if kind.status_of(item) not in kind.failure]
-    if not candidates:
+    keys = [item.key for item in candidates if not (skip_failed and item.status in kind.failure)]
+    if not keys:
         return None
-    keys = [str(item.get(KEY_FIELDS[match.family])) for item in candidates]
     if len(keys) > 1:
         log.warning(
             "ODC lists %d operations that match the %s started since %s: %s; attaching to the newest.",

@@ -43,9 +43,10 @@ nitpick_ignore_regex = [
     # link to it.
     (
         r"py:.*",
-        r"airflow_provider_odc\.(auth|cache|retries|operations|resolve|waiting|compat|attach|scrub|request_core"
+        r"airflow_provider_odc\.(auth|cache|retries|operations|waiting|compat|attach|scrub|request_core"
         r"|poll_schedule|connection_fields)(\..*)?",
     ),
+    (r"py:.*", r"airflow_provider_odc\.api\.(long_running|_parse)(\..*)?"),
     (r"py:.*", r"airflow_provider_odc\.emulator\.(?!server\.|pytest_plugin\.).*"),
     (r"py:.*", r"(airflow|requests|httpx|pytest|_pytest|collections\.abc|pathlib)\..*"),
 ]

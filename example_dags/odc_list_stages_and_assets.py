@@ -7,19 +7,20 @@ Run it against the local emulator with ``make demo``.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, task
 
+from airflow_provider_odc.api.assets import Asset
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.odc import OdcApiOperator
 
 
-def stages_in_order(response: Any) -> list[dict[str, Any]]:
-    """Development -> QA -> Production, as ODC orders them (``order`` values are not 1, 2, 3)."""
-    stages = sorted(response.json()["results"], key=lambda stage: stage.get("order", 0))
-    return [{"key": s["key"], "name": s["name"], "purpose": s.get("purpose")} for s in stages]
+def web_apps_by_name(items: list[Any]) -> list[dict[str, str]]:
+    """The generic operator's items, read with the same typed result the hook's ``list_assets`` returns."""
+    return [{"key": app.asset_key, "name": app.name} for app in map(Asset.from_json, items)]
 
 
 with DAG(
@@ -30,29 +31,40 @@ with DAG(
     catchup=False,
     tags=["odc", "example"],
 ) as dag:
-    list_stages = OdcApiOperator(
-        task_id="list_stages",
-        endpoint="/api/portfolios/v2/environments",
-        response_filter=stages_in_order,
-    )
 
+    @task
+    def list_stages() -> list[dict[str, Any]]:
+        """Development -> QA -> Production: the hook returns stages in ODC's order (``order`` is not 1, 2, 3)."""
+        return [{"key": s.key, "name": s.name, "purpose": s.purpose} for s in OdcHook().list_stages()]
+
+    # Any endpoint, the way HttpOperator calls any URL: every WebApplication, 10 per page.
     list_web_apps = OdcApiOperator(
         task_id="list_web_apps",
         endpoint="/api/asset-repository/v1/assets",
         query_params={"assetTypes": "WebApplication", "sort": "name"},
         paginate=True,
         page_size=10,
-        response_filter=lambda assets: [{"key": a["assetKey"], "name": a["name"]} for a in assets],
+        response_filter=web_apps_by_name,
     )
 
     @task
     def summarize(stages: list[dict[str, Any]], web_apps: list[dict[str, Any]]) -> dict[str, Any]:
-        """Count every asset by type with the hook directly, and report alongside the other tasks' results."""
-        by_type: dict[str, int] = {}
-        for asset in OdcHook().paginate("/api/asset-repository/v1/assets", page_size=100):
-            by_type[asset.get("assetType", "Unknown")] = by_type.get(asset.get("assetType", "Unknown"), 0) + 1
-        summary = {"stages": [s["name"] for s in stages], "web_apps": len(web_apps), "assets_by_type": by_type}
+        """Count every asset by type, and the assets deployed on each stage, with the hook's typed calls."""
+        hook = OdcHook()
+        by_type = Counter(asset.asset_type or "Unknown" for asset in hook.list_assets(page_size=100))
+        deployed = Counter(
+            stage["name"]
+            for asset in hook.list_deployed_assets(page_size=100)
+            for stage in stages
+            if asset.on_stage(stage["key"]) is not None
+        )
+        summary = {
+            "stages": [s["name"] for s in stages],
+            "web_apps": len(web_apps),
+            "assets_by_type": dict(by_type),
+            "deployed_per_stage": dict(deployed),
+        }
         print(f"ODC tenant summary: {summary}")
         return summary
 
-    summarize(list_stages.output, list_web_apps.output)
+    summarize(list_stages(), list_web_apps.output)

@@ -39,14 +39,13 @@ with DAG(
     @task
     def pick_stages() -> dict[str, str]:
         """The first non-production stage after Development, and Production, in ODC's stage order."""
-        stages = OdcHook().request("GET", "/api/portfolios/v2/environments").json()["results"]
-        ordered = sorted(stages, key=lambda stage: stage.get("order", 0))
-        production = next(s for s in ordered if s.get("purpose") == "Production")
+        stages = OdcHook().list_stages()  # in ODC's stage order
+        production = next(s for s in stages if s.purpose == "Production")
         testing = next(
-            (s for s in ordered if s.get("purpose") == "NonProduction"),
-            next(s for s in ordered if s.get("purpose") not in ("Production", "Development")),
+            (s for s in stages if s.purpose == "NonProduction"),
+            next(s for s in stages if s.purpose not in ("Production", "Development")),
         )
-        return {"test": testing["key"], "test_name": testing["name"], "production": production["key"]}
+        return {"test": testing.key, "test_name": testing.name, "production": production.key}
 
     stages = pick_stages()
     build = OdcBuildOperator(task_id="build", asset=ASSET, revision=REVISION, deferrable=True)

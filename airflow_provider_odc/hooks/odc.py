@@ -21,6 +21,13 @@ from urllib.parse import urlsplit
 import requests
 
 from airflow_provider_odc import __version__
+from airflow_provider_odc.api import assets, builds, deployments, portfolios
+from airflow_provider_odc.api._parse import is_key
+from airflow_provider_odc.api.assets import Asset
+from airflow_provider_odc.api.builds import Build, BuildType
+from airflow_provider_odc.api.deployments import DeploymentOperation, DeploymentOperationType
+from airflow_provider_odc.api.portfolios import DeployedAsset, Stage
+from airflow_provider_odc.attach import Launch, OperationMatch, TryMemory, start_once
 from airflow_provider_odc.auth.client_credentials import exchange_client_credentials
 from airflow_provider_odc.auth.discovery import fetch_token_endpoint, validate_token_endpoint
 from airflow_provider_odc.auth.token import AccessToken
@@ -377,6 +384,175 @@ class OdcHook(BaseHook):
             return [*lines, f"(the operation's messages could not be read: {exc})"]
         messages = error_messages(items, severity_field=kind.severity_field)
         return [self.scrub(line, limit=MAX_DETAIL) for line in [*lines, *messages]]  # ODC's text
+
+    # -- ODC's APIs, typed (paths, bodies and results live in airflow_provider_odc.api) -----------------
+
+    def list_stages(self) -> list[Stage]:
+        """Every stage the API client can see, in ODC's stage order (Development first)."""
+        return portfolios.stages_of(self.request_json("GET", portfolios.ENVIRONMENTS))
+
+    def resolve_stage(self, stage: str) -> Stage:
+        """A stage by key (any case) or by name, e.g. ``"Production"`` (case-insensitive); a name that
+        several portfolios use is an OdcError listing them, to pass a key."""
+        return portfolios.pick_stage(self.list_stages(), stage)
+
+    def list_deployed_assets(
+        self,
+        *,
+        stage_key: str | None = None,
+        asset_key: str | None = None,
+        asset_types: list[str] | None = None,
+        page_size: int | None = None,
+    ) -> list[DeployedAsset]:
+        """Which assets run on which stages, at which revision and build (Portfolio API)."""
+        params = portfolios.deployed_assets_params(stage_key=stage_key, asset_key=asset_key, asset_types=asset_types)
+        items = self.paginate(portfolios.DEPLOYED_ASSETS, params, page_size=page_size)
+        return [DeployedAsset.from_json(item) for item in items]
+
+    def list_assets(
+        self,
+        *,
+        name_contains: str | None = None,
+        asset_types: list[str] | None = None,
+        sort: str | None = None,
+        page_size: int | None = None,
+        max_items: int | None = None,
+    ) -> list[Asset]:
+        """Assets at their latest revision (``sort``: ``name`` or ``createdAt``, ``-`` for descending)."""
+        params = assets.list_params(name_contains=name_contains, asset_types=asset_types, sort=sort)
+        items = self.paginate(assets.ASSETS, params, page_size=page_size, max_items=max_items)
+        return [Asset.from_json(item) for item in items]
+
+    def find_asset(self, asset: str) -> Asset:
+        """An asset by key (any case) or by exact name; none or several of that name is an OdcError."""
+        if is_key(asset):
+            return Asset.from_json(self.request_json("GET", assets.asset_path(asset)))
+        found = self.list_assets(name_contains=asset, page_size=assets.NAME_SEARCH_PAGE_SIZE)
+        return assets.named(found, asset)
+
+    def resolve_revision(self, asset_key: str, revision: int | str) -> int:
+        """A revision number from a number, ``"latest"`` or ``"highest-tag"``."""
+        wanted = assets.revision_number(revision)
+        if isinstance(wanted, int):
+            return wanted
+        try:
+            found = Asset.from_json(self.request_json("GET", assets.alias_revision_path(asset_key, wanted)))
+        except OdcApiError as exc:
+            if wanted == "highest-tag" and exc.status == 404:
+                raise OdcError(
+                    f"ODC asset {asset_key} has no tagged revision; tag one first or pass a number."
+                ) from None
+            raise
+        if found.revision is None:
+            raise OdcError(f"ODC answered the {wanted} revision of asset {asset_key} without its 'revision'.")
+        return found.revision
+
+    def tag_revision(self, asset_key: str, revision: int, tag: str, release_notes: str | None = None) -> None:
+        """Tag a revision ``MAJOR.MINOR.PATCH`` (higher than the asset's highest tag), with release notes."""
+        self.request("PATCH", assets.revision_path(asset_key, revision), json=assets.tag_body(tag, release_notes))
+
+    def start_build(
+        self, asset_key: str, revision: int, build_type: BuildType = "Release", *, memory: TryMemory | None = None
+    ) -> str:
+        """Start a build and return its ``buildKey``. The POST is never sent twice: when its answer is lost,
+        the build ODC lists for it is returned instead (``airflow_provider_odc.attach``); with an operator's
+        ``memory``, the build an earlier try started."""
+        match = OperationMatch("build", asset_key, revision=revision, build_type=build_type)
+        launch = Launch(builds.BUILDS, builds.start_body(asset_key, revision, build_type), match)
+        return start_once(self, launch, memory or TryMemory({}))
+
+    def get_build(self, build_key: str) -> Build:
+        return Build.from_json(self.request_json("GET", builds.build_path(build_key)))
+
+    def list_builds(
+        self,
+        asset_key: str,
+        revision: int | None = None,
+        build_type: BuildType | None = None,
+        *,
+        max_items: int | None = None,
+    ) -> list[Build]:
+        """The builds of an asset, or of one revision (ODC's list is not paginated), optionally of one type."""
+        params = builds.list_params(asset_key, revision, build_type)
+        return [Build.from_json(item) for item in self.paginate(builds.BUILDS, params, max_items=max_items)]
+
+    def reusable_build(self, asset_key: str, revision: int, *, finished_only: bool) -> Build | None:
+        """The newest Release build of a revision that finished (or, unless ``finished_only``, is going)."""
+        return builds.reusable(self.list_builds(asset_key, revision, "Release"), finished_only=finished_only)
+
+    def start_deployment(
+        self,
+        asset_key: str,
+        stage_key: str,
+        *,
+        operation: DeploymentOperationType = "Deploy",
+        revision: int | None = None,
+        build_key: str | None = None,
+        memory: TryMemory | None = None,
+    ) -> str:
+        """Start a Deploy (a revision's Release ``build_key``), ApplyConfigs or Undeploy; return its key.
+        Never sent twice, like ``start_build``."""
+        body = deployments.deployment_body(operation, asset_key, stage_key, revision=revision, build_key=build_key)
+        match = OperationMatch(
+            "deployment", asset_key, revision=revision, stage_key=stage_key, operation=operation, build_key=build_key
+        )
+        return start_once(self, Launch(deployments.DEPLOYMENTS, body, match), memory or TryMemory({}))
+
+    def get_deployment(self, key: str) -> DeploymentOperation:
+        return DeploymentOperation.from_json(self.request_json("GET", deployments.DEPLOYMENT.path(key)))
+
+    def list_deployment_operations(
+        self,
+        asset_key: str | None = None,
+        *,
+        stage_key: str | None = None,
+        revision: int | None = None,
+        operation: DeploymentOperationType | None = None,
+        created_since: str | None = None,
+        sort: str | None = None,
+        page_size: int | None = None,
+        max_items: int | None = None,
+    ) -> list[DeploymentOperation]:
+        """Deployment operations, filtered as ODC allows (``sort="-CreatedAt"``: newest first)."""
+        params = deployments.list_params(
+            asset_key,
+            stage_key=stage_key,
+            revision=revision,
+            operation=operation,
+            created_since=created_since,
+            sort=sort,
+        )
+        items = self.paginate(deployments.DEPLOYMENTS, params, page_size=page_size, max_items=max_items)
+        return [DeploymentOperation.from_json(item) for item in items]
+
+    def start_publish(
+        self, asset_key: str, revision: int, *, stage_key: str | None = None, memory: TryMemory | None = None
+    ) -> str:
+        """Publish a revision (``stage_key``: ODC's hotfix scenario); return the operation key. Never sent twice."""
+        match = OperationMatch("publish", asset_key, revision, stage_key=stage_key, operation=deployments.PUBLISH)
+        launch = Launch(deployments.PUBLISHES, deployments.publish_body(asset_key, revision, stage_key), match)
+        return start_once(self, launch, memory or TryMemory({}))
+
+    def get_publish(self, key: str) -> DeploymentOperation:
+        return DeploymentOperation.from_json(self.request_json("GET", deployments.PUBLISH_KIND.path(key)))
+
+    def list_publish_operations(
+        self,
+        asset_key: str | None = None,
+        *,
+        stage_key: str | None = None,
+        revision: int | None = None,
+        created_since: str | None = None,
+        sort: str | None = None,
+        page_size: int | None = None,
+        max_items: int | None = None,
+    ) -> list[DeploymentOperation]:
+        """Publish operations, filtered as ODC allows (``sort="-CreatedAt"``: newest first)."""
+        params = deployments.list_params(
+            asset_key, stage_key=stage_key, revision=revision, created_since=created_since, sort=sort
+        )
+        items = self.paginate(deployments.PUBLISHES, params, page_size=page_size, max_items=max_items)
+        return [DeploymentOperation.from_json(item) for item in items]
 
     def scrub(self, text: object, *, tokens: Iterable[str | None] = (), limit: int = FIELD_LIMIT) -> str:
         """``text`` from a server, cut to ``limit``, without this connection's client secret, cache secret,

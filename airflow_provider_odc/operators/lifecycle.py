@@ -14,23 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_odc.attach import DEPLOYMENTS, PUBLISHES, Launch, OperationMatch, TryMemory, start_once
+from airflow_provider_odc.attach import TryMemory
 from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.links import PORTAL_URL_XCOM_KEY, OdcPortalLink, portal_url
 from airflow_provider_odc.operations import OPERATION_KINDS
-from airflow_provider_odc.resolve import (
-    ASSETS,
-    BUILDS,
-    resolve_asset,
-    resolve_revision,
-    resolve_stage,
-    reusable_build,
-)
 from airflow_provider_odc.waiting import (
     DEFAULT_WAIT_TIMEOUT,
     FAST_INTERVAL,
@@ -44,24 +36,8 @@ from airflow_provider_odc.waiting import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
-def deployment_launch(operation: str, asset: dict[str, Any], stage: dict[str, Any], **fields: Any) -> Launch:
-    """The POST of a deployment operation (Deploy, ApplyConfigs, Undeploy) and how ODC lists it."""
-    body = {"operation": operation, "assetKey": asset["assetKey"], **fields, "environmentKey": stage["key"]}
-    match = OperationMatch(
-        "deployment",
-        asset["assetKey"],
-        revision=fields.get("revision"),
-        stage_key=stage["key"],
-        operation=operation,
-        build_key=fields.get("buildKey"),
-    )
-    return Launch(DEPLOYMENTS, body, match)
-
-
-def build_launch(asset_key: str, revision: int, build_type: str) -> Launch:
-    body = {"assetKey": asset_key, "assetRevision": revision, "buildType": build_type}
-    return Launch(BUILDS, body, OperationMatch("build", asset_key, revision=revision, build_type=build_type))
+    from airflow_provider_odc.api.assets import Asset
+    from airflow_provider_odc.api.builds import BuildType
 
 
 class OdcOperationOperator(OperationWaiter, BaseOperator):
@@ -162,21 +138,22 @@ class OdcBuildOperator(OdcOperationOperator):
         self.reuse_existing_build = reuse_existing_build
 
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
-        asset = resolve_asset(hook, self.asset)
-        revision = resolve_revision(hook, asset["assetKey"], self.revision)
-        url = portal_url(hook.settings.origin, asset["assetKey"])
+        asset = hook.find_asset(self.asset)
+        revision = hook.resolve_revision(asset.asset_key, self.revision)
+        url = portal_url(hook.settings.origin, asset.asset_key)
         if self.reuse_existing_build and self.build_type == "Release":
-            existing = reusable_build(hook, asset["assetKey"], revision, finished_only=False)
+            existing = hook.reusable_build(asset.asset_key, revision, finished_only=False)
             if existing is not None:
                 self.log.info(
                     "Reusing %s Release build %s of %s revision %s.",
-                    existing.get("status"),
-                    existing["buildKey"],
-                    asset["name"],
+                    existing.status,
+                    existing.build_key,
+                    asset.name,
                     revision,
                 )
-                return str(existing["buildKey"]), url
-        return start_once(hook, build_launch(asset["assetKey"], revision, self.build_type), memory), url
+                return existing.build_key, url
+        build_type = cast("BuildType", self.build_type)  # checked in __init__
+        return hook.start_build(asset.asset_key, revision, build_type, memory=memory), url
 
 
 class OdcDeployOperator(OdcOperationOperator):
@@ -212,33 +189,33 @@ class OdcDeployOperator(OdcOperationOperator):
         self.build_if_missing = build_if_missing
 
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
-        asset = resolve_asset(hook, self.asset)
-        stage = resolve_stage(hook, self.stage)
-        revision = resolve_revision(hook, asset["assetKey"], self.revision)
+        asset = hook.find_asset(self.asset)
+        stage = hook.resolve_stage(self.stage)
+        revision = hook.resolve_revision(asset.asset_key, self.revision)
         build_key = self.build_key or self._release_build(hook, asset, revision)
-        self.log.info("Deploying %s revision %s to %s.", asset["name"], revision, stage["name"])
-        launch = deployment_launch("Deploy", asset, stage, revision=revision, buildKey=build_key)
-        return start_once(hook, launch, memory), portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+        self.log.info("Deploying %s revision %s to %s.", asset.name, revision, stage.name)
+        key = hook.start_deployment(asset.asset_key, stage.key, revision=revision, build_key=build_key, memory=memory)
+        return key, portal_url(hook.settings.origin, asset.asset_key, stage.key)
 
-    def _release_build(self, hook: OdcHook, asset: dict[str, Any], revision: int) -> str:
+    def _release_build(self, hook: OdcHook, asset: Asset, revision: int) -> str:
         """The revision's finished Release build; with ``build_if_missing``, one still running (an earlier
         try's, say) awaited, or a new one started and awaited."""
-        build = reusable_build(hook, asset["assetKey"], revision, finished_only=True)
+        build = hook.reusable_build(asset.asset_key, revision, finished_only=True)
         if build is not None:
-            return str(build["buildKey"])
+            return build.build_key
         if not self.build_if_missing:
             raise OdcError(
-                f"{asset['name']} revision {revision} has no finished Release build. Set build_if_missing=True "
+                f"{asset.name} revision {revision} has no finished Release build. Set build_if_missing=True "
                 "or run an OdcBuildOperator first."
             )
-        build = reusable_build(hook, asset["assetKey"], revision, finished_only=False)  # Pending or Running
+        build = hook.reusable_build(asset.asset_key, revision, finished_only=False)  # Pending or Running
         if build is not None:
-            build_key = str(build["buildKey"])
-            self.log.info("Waiting for %s Release build %s of %s first.", build.get("status"), build_key, asset["name"])
+            build_key = build.build_key
+            self.log.info("Waiting for %s Release build %s of %s first.", build.status, build_key, asset.name)
         else:
             # No memory here: the deployment's own POST records this task's attempt.
-            build_key = start_once(hook, build_launch(asset["assetKey"], revision, "Release"), TryMemory({}))
-            self.log.info("Building %s revision %s first: build %s.", asset["name"], revision, build_key)
+            build_key = hook.start_build(asset.asset_key, revision, "Release")
+            self.log.info("Building %s revision %s first: build %s.", asset.name, revision, build_key)
         return self.wait_for(hook, OPERATION_KINDS["build"], build_key, time.time(), may_defer=False)
 
 
@@ -261,11 +238,13 @@ class OdcApplyConfigsOperator(OdcOperationOperator):
         self.revision = revision
 
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
-        asset = resolve_asset(hook, self.asset)
-        stage = resolve_stage(hook, self.stage)
-        fields = {} if self.revision is None else {"revision": resolve_revision(hook, asset["assetKey"], self.revision)}
-        key = start_once(hook, deployment_launch("ApplyConfigs", asset, stage, **fields), memory)
-        return key, portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+        asset = hook.find_asset(self.asset)
+        stage = hook.resolve_stage(self.stage)
+        revision = None if self.revision is None else hook.resolve_revision(asset.asset_key, self.revision)
+        key = hook.start_deployment(
+            asset.asset_key, stage.key, operation="ApplyConfigs", revision=revision, memory=memory
+        )
+        return key, portal_url(hook.settings.origin, asset.asset_key, stage.key)
 
 
 class OdcUndeployOperator(OdcOperationOperator):
@@ -284,10 +263,10 @@ class OdcUndeployOperator(OdcOperationOperator):
         self.stage = stage
 
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
-        asset = resolve_asset(hook, self.asset)
-        stage = resolve_stage(hook, self.stage)
-        key = start_once(hook, deployment_launch("Undeploy", asset, stage), memory)
-        return key, portal_url(hook.settings.origin, asset["assetKey"], stage["key"])
+        asset = hook.find_asset(self.asset)
+        stage = hook.resolve_stage(self.stage)
+        key = hook.start_deployment(asset.asset_key, stage.key, operation="Undeploy", memory=memory)
+        return key, portal_url(hook.settings.origin, asset.asset_key, stage.key)
 
 
 class OdcPublishOperator(OdcOperationOperator):
@@ -308,15 +287,11 @@ class OdcPublishOperator(OdcOperationOperator):
         self.stage = stage
 
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
-        asset = resolve_asset(hook, self.asset)
-        revision = resolve_revision(hook, asset["assetKey"], self.revision)
-        body: dict[str, Any] = {"operation": "Publish", "assetKey": asset["assetKey"], "revision": revision}
-        stage_key = resolve_stage(hook, self.stage)["key"] if self.stage else None
-        if stage_key:
-            body["environmentKey"] = stage_key
-        match = OperationMatch("publish", asset["assetKey"], revision, stage_key=stage_key, operation="Publish")
-        key = start_once(hook, Launch(PUBLISHES, body, match), memory)
-        return key, portal_url(hook.settings.origin, asset["assetKey"], stage_key)
+        asset = hook.find_asset(self.asset)
+        revision = hook.resolve_revision(asset.asset_key, self.revision)
+        stage_key = hook.resolve_stage(self.stage).key if self.stage else None
+        key = hook.start_publish(asset.asset_key, revision, stage_key=stage_key, memory=memory)
+        return key, portal_url(hook.settings.origin, asset.asset_key, stage_key)
 
 
 class OdcTagRevisionOperator(BaseOperator):
@@ -354,12 +329,9 @@ class OdcTagRevisionOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = OdcHook(self.odc_conn_id)
-        asset = resolve_asset(hook, self.asset)
-        revision = resolve_revision(hook, asset["assetKey"], self.revision)
-        context["ti"].xcom_push(key=PORTAL_URL_XCOM_KEY, value=portal_url(hook.settings.origin, asset["assetKey"]))
-        body: dict[str, Any] = {"tag": self.tag}
-        if self.release_notes is not None:
-            body["releaseNotes"] = self.release_notes
-        hook.request("PATCH", f"{ASSETS}/{asset['assetKey']}/revisions/{revision}", json=body)
-        self.log.info("Tagged %s revision %s as %s.", asset["name"], revision, self.tag)
-        return {"assetKey": asset["assetKey"], "revision": revision, "tag": self.tag}
+        asset = hook.find_asset(self.asset)
+        revision = hook.resolve_revision(asset.asset_key, self.revision)
+        context["ti"].xcom_push(key=PORTAL_URL_XCOM_KEY, value=portal_url(hook.settings.origin, asset.asset_key))
+        hook.tag_revision(asset.asset_key, revision, self.tag, self.release_notes)
+        self.log.info("Tagged %s revision %s as %s.", asset.name, revision, self.tag)
+        return {"assetKey": asset.asset_key, "revision": revision, "tag": self.tag}

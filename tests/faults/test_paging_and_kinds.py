@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcOperationFailed
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.lifecycle import OdcBuildOperator, OdcDeployOperator, OdcUndeployOperator
-from airflow_provider_odc.resolve import resolve_asset, resolve_stage
 from airflow_provider_odc.retries import RetryPolicy
 from airflow_provider_odc.sensors.odc import OdcOperationSensor
 from devtools.servers import LoopbackServer
@@ -210,16 +209,16 @@ def test_a_stage_name_in_two_portfolios_is_ambiguous(portal: LoopbackServer, mat
     for candidate in (qa, other_qa):
         assert candidate["key"] in message and candidate["portfolioKey"] in message
     assert not any(k.startswith("POST") for k in portal.stats()["api_calls"]), "nothing was started"
-    assert resolve_stage(hook(), other_qa["key"].upper())["portfolioKey"] == other_qa["portfolioKey"]
+    assert hook().resolve_stage(other_qa["key"].upper()).portfolio_key == other_qa["portfolioKey"]
 
 
 def test_keys_match_in_any_case(odc_emulator: Any, odc_connection: str, matrix: Matrix) -> None:
     stage_key = odc_emulator.inventory()["environments"]["Production"]
     asset = odc_emulator.inventory()["assets"][0]
     odc = OdcHook()
-    assert resolve_stage(odc, stage_key.upper())["key"] == stage_key
-    assert resolve_stage(odc, "{" + stage_key.upper() + "}")["key"] == stage_key
-    assert resolve_asset(odc, asset["assetKey"].upper())["assetKey"] == asset["assetKey"]
+    assert odc.resolve_stage(stage_key.upper()).key == stage_key
+    assert odc.resolve_stage("{" + stage_key.upper() + "}").key == stage_key
+    assert odc.find_asset(asset["assetKey"].upper()).asset_key == asset["assetKey"]
     matrix.record("ok (stage and asset keys in upper case)", odc_emulator.stats())
 
 
