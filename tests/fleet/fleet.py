@@ -144,7 +144,7 @@ class Fleet:
         password = secrets.token_hex(16)
         config = folder / "redis.conf"
         config.write_text(
-            f"bind 127.0.0.1 {service}\nport {port}\nrequirepass {password}\nsave \"\"\nappendonly no\n"
+            f'bind 127.0.0.1 {service}\nport {port}\nrequirepass {password}\nsave ""\nappendonly no\n'
             f"dir {folder}\nlogfile {folder / 'redis.log'}\ndaemonize no\n"
         )
         config.chmod(0o600)
@@ -167,7 +167,9 @@ class Fleet:
             except redis.RedisError:
                 if self._redis.poll() is not None or time.monotonic() > deadline:
                     log = folder / "redis.log"
-                    raise AirflowStackError(f"redis-server did not start:\n{log.read_text()[-2000:] if log.exists() else ''}") from None
+                    raise AirflowStackError(
+                        f"redis-server did not start:\n{log.read_text()[-2000:] if log.exists() else ''}"
+                    ) from None
                 time.sleep(0.1)
         client.close()
         return f"redis://:{password}@{service}:{port}"
@@ -190,6 +192,8 @@ class Fleet:
             "--skip-serve-logs",
             "--without-mingle",
             "--without-gossip",
+            "--queues",
+            f"default,{worker.name}",  # a queue of its own, so that a test can pin tasks to this host
         ]
         self.stack.start_component(f"worker-{worker.name}", args, prefix=prefix)
 

@@ -32,7 +32,18 @@ class Host:
 
     def exec_prefix(self) -> list[str]:
         """Run a command on this host: in its namespace, with a hostname of its own (a UTS namespace)."""
-        return ["ip", "netns", "exec", self.netns, "unshare", "--uts", "sh", "-c", f'hostname "{self.name}" && exec "$@"', "sh"]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.netns,
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            f'hostname "{self.name}" && exec "$@"',
+            "sh",
+        ]
 
 
 def _ip(*args: str) -> None:

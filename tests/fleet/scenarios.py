@@ -4,6 +4,8 @@ each run yields. The test asserts on the figures of a small run, the benchmark r
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,6 +17,8 @@ from .fleet import Fleet
 
 DAG_ID = "odc_fleet"
 ENVIRONMENTS = "GET /api/portfolios/v2/environments"
+#: Requests the emulator keeps in its log (by_host reads them all).
+REQUEST_LOG = 1000
 
 
 def _results(fleet: Fleet, run_id: str) -> list[dict[str, Any]]:
@@ -86,4 +90,69 @@ def released_together(fleet: Fleet, barrier: Path, timeout: float = 600) -> dict
     run = fleet.stack.wait_for_run(DAG_ID, run_id, timeout=max(deadline - time.monotonic(), 1))
     figures = _figures(fleet, run, started)
     figures["all_arrived_after"] = round(arrived, 1)
+    return figures
+
+
+def by_host(fleet: Fleet) -> dict[str, dict[str, int]]:
+    """Token exchanges and 401 answers per worker host, told apart by the client address the emulator saw."""
+    assert fleet.emulator is not None
+    names = {host.address: host.name for host in fleet.hosts}
+    token_path = fleet.emulator.state.token_path
+    counts: dict[str, dict[str, int]] = {host.name: {"token_exchanges": 0, "unauthorized": 0} for host in fleet.hosts}
+    for record in fleet.emulator.recent_requests(REQUEST_LOG):
+        host = names.get((record["client"] or "").rpartition(":")[0], "other")
+        entry = counts.setdefault(host, {"token_exchanges": 0, "unauthorized": 0})
+        if record["method"] == "POST" and record["path"] == token_path and record["status"] == 200:
+            entry["token_exchanges"] += 1
+        if record["status"] == 401:
+            entry["unauthorized"] += 1
+    return counts
+
+
+def _issued_at(fleet: Fleet) -> float:
+    """When the emulator issued its latest token (its ``iat`` claim): the instant token ages count from."""
+    assert fleet.emulator is not None
+    payload = fleet.emulator.minted_tokens()[-1].split(".")[1]
+    return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iat"])
+
+
+def skewed_refresh(fleet: Fleet, lifetime: int, *, calls: int = 1, interval: float = 0.0) -> dict[str, Any]:
+    """A token from the punctual host, then tasks on both hosts once the skewed host thinks it is due.
+
+    The punctual host (the first worker) makes the first exchange. A token is due ``lifetime / 2`` after
+    its issue when the refresh margin (300 s by default) exceeds half the lifetime; the skewed host, its
+    clock ``skew`` seconds ahead, sees that moment ``skew`` seconds early. The test waits for that moment,
+    then runs ``2 x concurrency`` tasks on both hosts, each making ``calls`` calls ``interval`` s apart.
+    With ``calls x interval`` past the token's lifetime, the first token expires mid-run.
+    """
+    punctual, skewed = fleet.workers[0], max(fleet.workers, key=lambda worker: worker.clock_offset)
+    skew = skewed.clock_offset
+    if not 0 < skew < lifetime / 2:
+        raise ValueError(f"the skewed host must see a fresh token as valid: skew {skew} s, lifetime {lifetime} s")
+    _cold(fleet)
+    assert fleet.emulator is not None
+    fleet.emulator.configure(token_lifetime=lifetime)
+    started = time.monotonic()
+    first = fleet.stack.run_dag(f"{DAG_ID}_on_{punctual.name}", conf={"tasks": 1}, timeout=300)
+    if first["state"] != "success":
+        raise AirflowStackError(
+            f"the first token's run failed\n{fleet.stack.explain(f'{DAG_ID}_on_{punctual.name}', first['dag_run_id'])}"
+        )
+    issued = _issued_at(fleet)
+    due_on_skewed_host = issued + lifetime / 2 - skew
+    while time.time() < due_on_skewed_host + 1:
+        time.sleep(0.2)
+    waited = time.monotonic() - started
+    age_at_second_run = time.time() - issued
+    tasks = fleet.concurrency * len(fleet.workers)
+    run = fleet.stack.run_dag(
+        DAG_ID, conf={"tasks": tasks, "calls": calls, "interval": interval}, timeout=300 + calls * interval
+    )
+    figures = _figures(fleet, run, started)
+    figures["by_host"] = by_host(fleet)
+    figures["lifetime"] = lifetime
+    figures["skew"] = skew
+    figures["waited_for_due"] = round(waited, 1)
+    figures["second_run_started_after_issue"] = round(age_at_second_run, 1)
+    figures["run_covers_expiry"] = calls * interval > lifetime
     return figures

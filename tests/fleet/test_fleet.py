@@ -11,9 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .fleet import Fleet
-from .scenarios import many_tasks, released_together
+from .scenarios import many_tasks, released_together, skewed_refresh
 
-TASKS = 30
+TASKS = 40
+#: Short enough to age within the test, long enough (half of it above the 90 s skew) that the skewed host
+#: sees a token it fetched itself as valid.
+LIFETIME = 240
 
 
 def test_tasks_on_both_hosts_share_one_token_exchange(fleet: Fleet) -> None:
@@ -40,3 +43,20 @@ def test_tasks_released_together_on_both_hosts_make_at_most_two_exchanges(fleet:
     assert figures["statuses"] == {"200": tasks}
     assert figures["unauthorized"] == 0
     assert 1 <= figures["token_exchanges"] <= 2
+
+
+def test_skewed_host_refreshes_a_due_token_once_and_nobody_uses_an_expired_one(fleet: Fleet) -> None:
+    figures = skewed_refresh(fleet, LIFETIME)
+    print(f"\nfleet, skewed refresh: {figures}")
+    punctual, skewed = fleet.workers[0].name, fleet.workers[1].name
+    tasks = fleet.concurrency * len(fleet.workers)
+    assert set(figures["hosts"]) == {punctual, skewed}, figures["hosts"]
+    assert figures["statuses"] == {"200": tasks}
+    # One exchange by the punctual host, then exactly one refresh fleet-wide: the skewed host's, early
+    # (its clock says the token is due 90 s before it is), once for all its task processes.
+    assert figures["by_host"][punctual]["token_exchanges"] == 1, figures["by_host"]
+    assert figures["by_host"][skewed]["token_exchanges"] == 1, figures["by_host"]
+    assert figures["token_exchanges"] == 2
+    # Nobody presented an expired (or otherwise refused) token.
+    assert figures["unauthorized"] == 0
+    assert all(host["unauthorized"] == 0 for host in figures["by_host"].values())

@@ -76,18 +76,14 @@ def make_server_certificate(folder: Path, address: str) -> ServerCertificate:
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     paths = ServerCertificate(folder / "ca.pem", folder / "server.pem", folder / "server.key")
     paths.ca_bundle.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths.certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths.keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     paths.keyfile.chmod(0o600)
     return paths
