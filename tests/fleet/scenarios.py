@@ -116,14 +116,27 @@ def _issued_at(fleet: Fleet) -> float:
     return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iat"])
 
 
-def skewed_refresh(fleet: Fleet, lifetime: int, *, calls: int = 1, interval: float = 0.0) -> dict[str, Any]:
-    """A token from the punctual host, then tasks on both hosts once the skewed host thinks it is due.
+def _exchange_times(fleet: Fleet) -> list[float]:
+    """Emulator-clock times of the successful token exchanges in its request log, oldest first."""
+    assert fleet.emulator is not None
+    token_path = fleet.emulator.state.token_path
+    return [
+        record["time"]
+        for record in fleet.emulator.recent_requests(REQUEST_LOG)
+        if record["method"] == "POST" and record["path"] == token_path and record["status"] == 200
+    ]
+
+
+def skewed_refresh(
+    fleet: Fleet, lifetime: int, *, tasks_per_host: int, calls: int = 1, interval: float = 0.0
+) -> dict[str, Any]:
+    """A token from the punctual host, then tasks on every host once the skewed host thinks it is due.
 
     The punctual host (the first worker) makes the first exchange. A token is due ``lifetime / 2`` after
     its issue when the refresh margin (300 s by default) exceeds half the lifetime; the skewed host, its
     clock ``skew`` seconds ahead, sees that moment ``skew`` seconds early. The test waits for that moment,
-    then runs ``2 x concurrency`` tasks on both hosts, each making ``calls`` calls ``interval`` s apart.
-    With ``calls x interval`` past the token's lifetime, the first token expires mid-run.
+    then runs ``tasks_per_host`` tasks pinned to each host at once, each making ``calls`` calls ``interval``
+    seconds apart. With ``calls x interval`` past the lifetime, the first token expires mid-run.
     """
     punctual, skewed = fleet.workers[0], max(fleet.workers, key=lambda worker: worker.clock_offset)
     skew = skewed.clock_offset
@@ -133,26 +146,41 @@ def skewed_refresh(fleet: Fleet, lifetime: int, *, calls: int = 1, interval: flo
     assert fleet.emulator is not None
     fleet.emulator.configure(token_lifetime=lifetime)
     started = time.monotonic()
-    first = fleet.stack.run_dag(f"{DAG_ID}_on_{punctual.name}", conf={"tasks": 1}, timeout=300)
+    first_dag = f"{DAG_ID}_on_{punctual.name}"
+    first = fleet.stack.run_dag(first_dag, conf={"tasks": 1}, timeout=300)
     if first["state"] != "success":
-        raise AirflowStackError(
-            f"the first token's run failed\n{fleet.stack.explain(f'{DAG_ID}_on_{punctual.name}', first['dag_run_id'])}"
-        )
+        raise AirflowStackError(f"the first run failed\n{fleet.stack.explain(first_dag, first['dag_run_id'])}")
     issued = _issued_at(fleet)
-    due_on_skewed_host = issued + lifetime / 2 - skew
-    while time.time() < due_on_skewed_host + 1:
+    while time.time() < issued + lifetime / 2 - skew + 1:
         time.sleep(0.2)
-    waited = time.monotonic() - started
     age_at_second_run = time.time() - issued
-    tasks = fleet.concurrency * len(fleet.workers)
-    run = fleet.stack.run_dag(
-        DAG_ID, conf={"tasks": tasks, "calls": calls, "interval": interval}, timeout=300 + calls * interval
-    )
-    figures = _figures(fleet, run, started)
-    figures["by_host"] = by_host(fleet)
-    figures["lifetime"] = lifetime
-    figures["skew"] = skew
-    figures["waited_for_due"] = round(waited, 1)
-    figures["second_run_started_after_issue"] = round(age_at_second_run, 1)
-    figures["run_covers_expiry"] = calls * interval > lifetime
-    return figures
+    conf = {"tasks": tasks_per_host, "calls": calls, "interval": interval}
+    timeout = 300 + calls * interval
+    runs = {
+        f"{DAG_ID}_on_{worker.name}": fleet.stack.trigger_dag(f"{DAG_ID}_on_{worker.name}", conf, timeout=timeout)
+        for worker in fleet.workers
+    }
+    results, hosts = [], Counter[str]()
+    for dag_id, run_id in runs.items():
+        run = fleet.stack.wait_for_run(dag_id, run_id, timeout=timeout)
+        if run["state"] != "success":
+            raise AirflowStackError(f"run {run_id} ended {run['state']}\n{fleet.stack.explain(dag_id, run_id)}")
+        results += fleet.stack.xcom_values(dag_id, run_id)["call"]
+        hosts.update(ti["hostname"] for ti in fleet.stack.task_instances(dag_id, run_id) if ti["task_id"] == "call")
+    stats = fleet.emulator.stats()
+    exchanges = _exchange_times(fleet)
+    return {
+        "tasks": len(results),
+        "hosts": dict(hosts),
+        "statuses": dict(Counter(str(status) for result in results for status in result["statuses"])),
+        "token_exchanges": stats["token_exchanges"],
+        "unauthorized": stats["unauthorized"],
+        "by_host": by_host(fleet),
+        "exchanges_after_first": [round(when - exchanges[0], 1) for when in exchanges[1:]],
+        "distinct_tokens": len({token for result in results for token in result["tokens"]}),
+        "lifetime": lifetime,
+        "skew": skew,
+        "second_run_started_after_issue": round(age_at_second_run, 1),
+        "run_covers_expiry": calls * interval > lifetime,
+        "seconds": round(time.monotonic() - started, 1),
+    }
