@@ -47,6 +47,7 @@ def _figures(fleet: Fleet, run: dict[str, Any], started: float) -> dict[str, Any
         "environment_calls": stats["api_calls"].get(ENVIRONMENTS, 0),
         "unauthorized": stats["unauthorized"],
         "distinct_tokens": len({token for result in results for token in result["tokens"]}),
+        "by_host": by_host(fleet),
         "seconds": round(time.monotonic() - started, 1),
     }
 
