@@ -207,8 +207,9 @@ class OdcEmulator:
     def connection_uri(self, conn_type: str = "odc") -> str:
         """Airflow URI form that keeps the ``http://`` scheme in ``host`` (``odc://http://id:secret@h%3Ap``)."""
         authority = f"{self.host}:{self.port}"
+        scheme = "https" if self.ssl_certfile else "http"
         return (
-            f"{conn_type}://http://{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
+            f"{conn_type}://{scheme}://{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
             f"@{quote(authority, safe='')}"
         )
 
