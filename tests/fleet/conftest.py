@@ -37,17 +37,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"celery fleet: {phases}")
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Fleet]:  # noqa: F811
-    """Two Celery workers in their own network namespaces (w2's clock 90 s ahead) and the services on the host."""
+def require_fleet() -> None:
+    """Root, and the fleet's packages (installed by ``scripts/fleet.sh`` when missing); else skip (CI: fail)."""
     if os.geteuid() != 0:
         missing("the Celery fleet needs root (network namespaces); run the fleet tests as root")
-    started = time.monotonic()
     result = install()
     if result.returncode == 3:
         missing(f"scripts/fleet.sh cannot install the fleet's packages here:\n{result.stderr[-3000:]}")
     if result.returncode != 0:
         pytest.fail(f"scripts/fleet.sh install exited {result.returncode}:\n{result.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Fleet]:  # noqa: F811
+    """Two Celery workers in their own network namespaces (w2's clock 90 s ahead) and the services on the host."""
+    started = time.monotonic()
+    require_fleet()
     _timings["install"] = time.monotonic() - started
     fleet = Fleet(tmp_path_factory.mktemp("fleet"), DAGS_FOLDER, postgres_url, concurrency=TEST_CONCURRENCY)
     try:
