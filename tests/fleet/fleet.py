@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -25,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from airflow_provider_odc.emulator.server import OdcEmulator
 
@@ -216,15 +216,11 @@ class Fleet:
             self._stack.stop()
         if self._redis is not None:
             with contextlib.suppress(OSError):
-                import os
-
                 os.killpg(self._redis.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._redis.wait(timeout=10)
             if self._redis.poll() is None:
                 with contextlib.suppress(OSError):
-                    import os
-
                     os.killpg(self._redis.pid, signal.SIGKILL)
                 self._redis.wait(timeout=10)
             self._redis = None
@@ -240,13 +236,6 @@ class Fleet:
     ) -> None:
         self.stop()
 
-    def task_hosts(self, dag_id: str, run_id: str) -> dict[str, int]:
-        """How many task instances of the run each hostname ran."""
-        counts: dict[str, int] = {}
-        for ti in self.stack.task_instances(dag_id, run_id):
-            counts[ti.get("hostname") or ""] = counts.get(ti.get("hostname") or "", 0) + 1
-        return counts
-
 
 def install() -> subprocess.CompletedProcess[str]:
     """``scripts/fleet.sh install`` for this interpreter: exit code 3 when something cannot be installed here."""
@@ -254,10 +243,6 @@ def install() -> subprocess.CompletedProcess[str]:
         ["bash", str(FLEET_SCRIPT), "install"],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "PYTHON": sys.executable},
+        env={**os.environ, "PYTHON": sys.executable},
         timeout=900,
     )
-
-
-def describe(value: Any) -> str:
-    return json.dumps(value, indent=1, default=str)[:4000]

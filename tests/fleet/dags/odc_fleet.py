@@ -2,11 +2,11 @@
 
 ``odc_fleet`` maps ``call`` over ``params.tasks`` indexes; Celery gives them to any worker.
 ``odc_fleet_on_<host>`` does the same on one host only (each worker also consumes a queue named after it).
-Each task makes ``params.calls`` ODC calls,
-``params.interval`` seconds apart. With ``params.barrier`` (a folder every host sees: the namespaces share
-the file system), each task first writes ``arrived-<index>`` there and waits for the file ``release``, which
-the test creates once every task has arrived: tasks on both hosts then want a token at the same instant,
-whatever each host's clock says. XCom gets the host, the statuses and token fingerprints, never a token.
+Each task makes ``params.calls`` ODC calls, ``params.interval`` seconds apart. With ``params.barrier`` (a
+folder every host sees: the namespaces share the file system), each task first writes ``arrived-<index>``
+there and waits for the file ``release``, which the test creates once every task has arrived: tasks on both
+hosts then want a token at the same instant, whatever each host's clock says. XCom gets the host, the
+statuses and token fingerprints, never a token.
 """
 
 from __future__ import annotations
