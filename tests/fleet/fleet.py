@@ -29,7 +29,10 @@ from types import TracebackType
 
 from airflow_provider_odc.emulator.server import OdcEmulator
 
-from ..integration.stack import AirflowStack, AirflowStackError, die_with_parent, free_port
+try:  # main moved the stack to devtools/ (issue 10 §6); this branch still has it under tests/integration
+    from devtools.stack import AirflowStack, AirflowStackError, die_with_parent, free_port
+except ImportError:
+    from ..integration.stack import AirflowStack, AirflowStackError, die_with_parent, free_port
 from .network import Host, TestNetwork
 from .tls import make_server_certificate
 

@@ -11,9 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..integration.stack import AirflowStackError
 from ..integration.test_cold_start import empty_the_token_cache
-from .fleet import Fleet
+from .fleet import AirflowStackError, Fleet
 
 DAG_ID = "odc_fleet"
 ENVIRONMENTS = "GET /api/portfolios/v2/environments"
