@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 DOCS_STAMP := $(VENV)/.installed-docs-$(AIRFLOW_VERSION)
 
-.PHONY: demo test test-oldest bench bench-readme lint install browser-deps docs clean
+.PHONY: demo test test-oldest bench bench-fleet bench-readme lint install browser-deps docs clean
 
 $(STAMP): pyproject.toml airflow_provider_odc/__init__.py  # a version bump refreshes the installed metadata
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-oldest:
 # Writes benchmarks/results.json (even when a goal is missed, which fails the target) and the README's tables.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py; status=$$?; $(BIN)/python scripts/render_bench.py && exit $$status
+
+# The token cache on a Celery fleet (two workers in network namespaces, one 90 s ahead): needs root.
+# Installs what it needs (scripts/fleet.sh, scripts/postgres.sh); writes benchmarks/fleet_results.json.
+bench-fleet: $(STAMP)
+	$(BIN)/python benchmarks/fleet.py
 
 # The README's benchmark tables from the committed benchmarks/results.json (make test checks they agree).
 bench-readme: $(STAMP)

@@ -41,14 +41,14 @@ class AirflowStackError(RuntimeError):
     """The stack did not start, or a DAG run did not finish in time. The message carries the evidence."""
 
 
-def free_port() -> int:
-    """Ask the kernel for a free port on the loopback interface.
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a free port on ``host`` (default: the loopback interface).
 
     The socket is closed before the api-server binds the port, so another process could take it in
     between; that race is rare, and ``start()`` then fails loudly rather than hanging.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -130,6 +130,8 @@ class AirflowStack:
         env: Mapping[str, str] | None = None,
         sql_alchemy_conn: str | None = None,
         log_level: str = "INFO",
+        executor: str = "LocalExecutor",
+        host: str = "127.0.0.1",
     ) -> None:
         """Prepare (but do not start) a stack.
 
@@ -142,6 +144,9 @@ class AirflowStack:
             made here (``AIRFLOW_CONN_ODC_DEFAULT``, ``AIRFLOW_VAR_...``, provider options, ...).
         :param sql_alchemy_conn: metadata DB URL (e.g. PostgreSQL); SQLite in ``home`` when None.
         :param log_level: ``[logging] logging_level`` of every component and task.
+        :param executor: ``[core] executor``. With ``CeleryExecutor`` no task runs until workers are started
+            with :meth:`start_component` (``tests/fleet`` does that, each worker in a network namespace).
+        :param host: the address the api-server listens on; workers on other hosts need one they can reach.
         """
         self.home = Path(home).resolve()
         self.dags_folder = Path(dags_folder).resolve()
@@ -149,6 +154,8 @@ class AirflowStack:
         self.extra_env = dict(env or {})
         self.sql_alchemy_conn = sql_alchemy_conn or f"sqlite:///{self.home / 'airflow.db'}"
         self.log_level = log_level
+        self.executor = executor
+        self.host = host
         self.port = 0
         self.base_url = ""
         self.components_dir = self.home / "components"
@@ -179,7 +186,7 @@ class AirflowStack:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
@@ -187,7 +194,7 @@ class AirflowStack:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
-            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__HOST": self.host,
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.base_url,
             "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
@@ -238,8 +245,8 @@ class AirflowStack:
         deadline = t0 + timeout
         for folder in (self.home, self.home / "tmp", self.components_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.port = free_port(self.host)
+        self.base_url = f"http://{self.host}:{self.port}"
         # db migrate also writes airflow.cfg (with a generated fernet key). It must finish before the
         # components start, or each of them would write airflow.cfg with a fernet key of its own.
         migrate = self.airflow("db", "migrate", timeout=timeout)
@@ -247,27 +254,16 @@ class AirflowStack:
             raise AirflowStackError(f"airflow db migrate failed:\n{migrate.stdout[-4000:]}{migrate.stderr[-4000:]}")
         self.timings["migrate"] = time.monotonic() - t0
         commands = {
-            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            "api-server": ["api-server", "--host", self.host, "--port", str(self.port), "--workers", "1"],
             # Logs are read from files under home: no log-serving sub-processes, no fixed ports 8793/8794.
             "scheduler": ["scheduler", "--skip-serve-logs"],
             "dag-processor": ["dag-processor"],
             "triggerer": ["triggerer", "--skip-serve-logs"],
         }
-        env = self.environment()
         atexit.register(self.stop)
         try:
             for name in COMPONENTS:
-                with open(self.components_dir / f"{name}.log", "wb") as out:
-                    self._procs[name] = subprocess.Popen(
-                        [*self.airflow_cmd, *commands[name]],
-                        env=env,
-                        cwd=self.home,
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # a process group of its own, for stop()
-                        preexec_fn=die_with_parent if sys.platform == "linux" else None,
-                    )
+                self.start_component(name, commands[name])
             self._wait_healthy(deadline)
             self.timings["healthy"] = time.monotonic() - t0
             self._wait_dags_parsed(deadline)
@@ -275,6 +271,28 @@ class AirflowStack:
         except BaseException:
             self.stop()
             raise
+
+    def start_component(
+        self, name: str, args: list[str], *, prefix: list[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
+        """Start ``airflow <args>`` as one more component named ``name``, stopped by :meth:`stop` like the others.
+
+        ``prefix`` runs it through a wrapper (``ip netns exec NS``, ``faketime -f +90s``, ...); ``env`` is
+        applied over :meth:`environment`. Output goes to ``components/<name>.log``.
+        """
+        if name in self._procs:
+            raise AirflowStackError(f"a component named {name!r} is already running")
+        with open(self.components_dir / f"{name}.log", "wb") as out:
+            self._procs[name] = subprocess.Popen(
+                [*(prefix or []), *self.airflow_cmd, *args],
+                env={**self.environment(), **(env or {})},
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group of its own, for stop()
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
+            )
 
     def _check_alive(self) -> None:
         """Fail fast, with its output, when a component has exited instead of waiting for the timeout."""
@@ -578,7 +596,7 @@ class AirflowStack:
         return f"--- {name} output (last {chars} chars) ---\n{text[-chars:]}"
 
     def _tails(self) -> str:
-        return "\n".join(self._tail(name) for name in COMPONENTS)
+        return "\n".join(self._tail(name) for name in dict.fromkeys([*COMPONENTS, *self._procs]))
 
     def log_text(self) -> str:
         """Every ``*.log`` under home concatenated: task and trigger logs, dag-processor logs, component output.

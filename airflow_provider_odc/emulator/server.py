@@ -55,10 +55,18 @@ class OdcEmulator:
         *,
         rate_limits: bool = True,
         rate_limit_retry_after: str | int | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         """``rate_limits`` and ``rate_limit_retry_after`` are the defaults ``reset()`` restores: ODC's documented
-        limits and no ``Retry-After`` header (ODC promises none); ``"auto"`` or whole seconds opt in to one."""
+        limits and no ``Retry-After`` header (ODC promises none); ``"auto"`` or whole seconds opt in to one.
+
+        ``ssl_certfile`` and ``ssl_keyfile`` (PEM) serve https instead of http: the provider speaks plain http
+        to loopback hosts only, so an emulator that other hosts reach (a Celery fleet) needs a certificate.
+        """
         self.host = host
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
         self._requested_port = port
         self.state = EmulatorState(
             client_id=client_id,
@@ -97,6 +105,8 @@ class OdcEmulator:
             lifespan="off",
             timeout_keep_alive=30,
             timeout_graceful_shutdown=1,
+            ssl_certfile=self.ssl_certfile,
+            ssl_keyfile=self.ssl_keyfile,
         )
         self._socket = sock
         self._port = sock.getsockname()[1]
@@ -161,7 +171,8 @@ class OdcEmulator:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_certfile else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def control_url(self) -> str:
@@ -196,8 +207,9 @@ class OdcEmulator:
     def connection_uri(self, conn_type: str = "odc") -> str:
         """Airflow URI form that keeps the ``http://`` scheme in ``host`` (``odc://http://id:secret@h%3Ap``)."""
         authority = f"{self.host}:{self.port}"
+        scheme = "https" if self.ssl_certfile else "http"
         return (
-            f"{conn_type}://http://{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
+            f"{conn_type}://{scheme}://{quote(self.client_id, safe='')}:{quote(self.client_secret, safe='')}"
             f"@{quote(authority, safe='')}"
         )
 
