@@ -9,17 +9,16 @@ Nothing here knows about FastAPI or HTTP.
 
 from __future__ import annotations
 
-import base64
 import collections
-import hashlib
 import hmac
-import json
 import secrets
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import jwt
 
 from airflow_provider_odc.emulator.long_running import JobData, LongRunningStateMixin
 from airflow_provider_odc.emulator.rate_limits import DEFAULT_DOMAIN_LIMIT, DEFAULT_POST_LIMIT
@@ -37,19 +36,13 @@ UNSET: Any = object()
 DEFAULT_BUILD_PENDING = 0.5  # seconds on the emulator clock
 DEFAULT_BUILD_RUNNING = 1.5
 DEFAULT_OPERATION_DURATION = 2.0  # deploy, undeploy, apply-configs and publish operations
+# PyJWT checks the signature and that a jti is present; lifetime and revocation are the emulator's own.
+TOKEN_CHECKS: jwt.types.Options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["jti"]}
 
 
 def generate_client_secret() -> str:
     """A fresh secret that contains ``+ / = &``: a client that form-encodes it zero or two times fails."""
     return secrets.token_urlsafe(24) + "+/=&"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -364,7 +357,7 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         return id_ok and secret_ok
 
     def issue_token(self, issuer: str) -> tuple[str, int]:
-        """Mint a signed JWT-shaped access token, remember its ``jti``; returns (token, lifetime)."""
+        """Mint an HS256 JWT access token (PyJWT), remember its ``jti``; returns (token, lifetime)."""
         with self._lock:
             now = self._now_locked()
             lifetime = self._config.token_lifetime
@@ -373,8 +366,7 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
             self._counters.token_exchanges += 1
             if len(self._tokens) > 10_000:
                 self._tokens = {key: exp for key, exp in self._tokens.items() if exp > now}
-        header = {"alg": "HS256", "typ": "JWT", "kid": self._key_id}
-        payload = {
+        claims = {
             "exp": int(now + lifetime),
             "iat": int(now),
             "jti": jti,
@@ -385,13 +377,7 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
             "scope": TOKEN_SCOPE,
             "clientId": self.client_id,
         }
-        signing_input = (
-            _b64url(json.dumps(header, separators=(",", ":")).encode())
-            + "."
-            + _b64url(json.dumps(payload, separators=(",", ":")).encode())
-        )
-        signature = hmac.new(self._signing_key, signing_input.encode("ascii"), hashlib.sha256).digest()
-        token = f"{signing_input}.{_b64url(signature)}"
+        token = jwt.encode(claims, self._signing_key, algorithm="HS256", headers={"kid": self._key_id})
         with self._lock:
             self._minted.append(token)
         return token, lifetime
@@ -408,18 +394,16 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "The Authorization header must use the Bearer scheme."
-        parts = token.strip().split(".")
-        if len(parts) != 3:
-            return "The access token is malformed."
         try:
-            signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-            expected = hmac.new(self._signing_key, signing_input, hashlib.sha256).digest()
-            signature_ok = hmac.compare_digest(_b64url_decode(parts[2]), expected)
-            jti = json.loads(_b64url_decode(parts[1]))["jti"]
-        except (ValueError, KeyError, TypeError):
-            return "The access token is malformed."
-        if not signature_ok or not isinstance(jti, str):
+            # Expiry is checked below on the emulator clock (which a test may skew), not PyJWT's wall clock.
+            claims = jwt.decode(token.strip(), self._signing_key, algorithms=["HS256"], options=TOKEN_CHECKS)
+        except jwt.InvalidSignatureError:
             return "The access token signature is invalid."
+        except jwt.InvalidTokenError:
+            return "The access token is malformed."
+        jti = claims["jti"]
+        if not isinstance(jti, str):
+            return "The access token is malformed."
         with self._lock:
             expiry = self._tokens.get(jti)
             now = self._now_locked()
