@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
@@ -24,16 +23,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from airflow_provider_odc.emulator.controls import register_controls
 from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
-from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
+from airflow_provider_odc.emulator.release_routes import register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
-    QueryError,
     _bool_param,
     _guid_param,
-    _int_param,
     _list_param,
     _paging,
     _sort,
@@ -54,10 +52,6 @@ NOT_JSON_PAGE = (
     "<!DOCTYPE html><html><head><title>Sign in</title></head>"
     "<body><p>This is not the OpenID configuration you are looking for.</p></body></html>"
 )
-
-
-class ControlError(ValueError):
-    """A bad ``/_emulator`` request body."""
 
 
 # Responses ---------------------------------------------------------------------------------------------
@@ -343,86 +337,5 @@ def create_app(state: EmulatorState) -> FastAPI:
         detail = f"The ODC emulator does not implement {request.method} {request.url.path}."
         return problem_response(request, 404, detail, "OS-GATEWAY-40401")
 
-    # Test controls (no auth; loopback only) ----------------------------------------------------------
-
-    async def json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            raise ControlError("The body must be a JSON object.") from None
-        if not isinstance(body, dict):
-            raise ControlError("The body must be a JSON object.")
-        unknown = set(body) - allowed
-        if unknown:
-            raise ControlError(f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(allowed))}")
-        return body
-
-    def control_error(error: ValueError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=400)
-
-    @app.get(f"{CONTROL_PREFIX}/stats")
-    async def control_stats() -> Response:
-        return JSONResponse(state.stats())
-
-    @app.post(f"{CONTROL_PREFIX}/reset")
-    async def control_reset() -> Response:
-        state.reset()
-        return JSONResponse({"reset": True})
-
-    @app.get(f"{CONTROL_PREFIX}/faults")
-    async def control_list_faults() -> Response:
-        return JSONResponse({"pending": state.pending_faults()})
-
-    @app.post(f"{CONTROL_PREFIX}/faults")
-    async def control_add_fault(request: Request) -> Response:
-        try:
-            allowed = {"target", "status", "count", "retry_after", "latency", "path_prefix", "method", "drop_response"}
-            body = await json_object(request, allowed)
-            fault = state.add_fault(**body)
-        except ValueError as error:
-            return control_error(error)
-        return JSONResponse({"fault": fault.as_dict(), "pending": state.pending_faults()})
-
-    @app.delete(f"{CONTROL_PREFIX}/faults")
-    async def control_clear_faults() -> Response:
-        state.clear_faults()
-        return JSONResponse({"pending": []})
-
-    @app.post(f"{CONTROL_PREFIX}/revoke")
-    async def control_revoke() -> Response:
-        return JSONResponse({"revoked": state.revoke_tokens()})
-
-    @app.get(f"{CONTROL_PREFIX}/config")
-    async def control_get_config() -> Response:
-        return JSONResponse(state.config_view())
-
-    @app.post(f"{CONTROL_PREFIX}/config")
-    async def control_configure(request: Request) -> Response:
-        allowed = {
-            "token_lifetime",
-            "client_secret",
-            "discovery",
-            "token_redirect_to",
-            "clock_offset",
-            "build_durations",
-            "operation_duration",
-            "rate_limits",
-            "post_limit_per_minute",
-            "domain_limit_per_minute",
-            "rate_limit_retry_after",
-        }
-        try:
-            return JSONResponse(state.configure(**await json_object(request, allowed)))
-        except ValueError as error:
-            return control_error(error)
-
-    @app.get(f"{CONTROL_PREFIX}/requests")
-    async def control_requests(request: Request) -> Response:
-        try:
-            limit = _int_param(request, "limit", 50, 1, 1000)
-        except QueryError as error:
-            return control_error(error)
-        return JSONResponse({"requests": state.recent_requests(limit)})
-
-    register_control_routes(app, state, json_object, control_error)
+    register_controls(app, state)
     return app

@@ -964,7 +964,15 @@ class ReleaseStateMixin:
             return True, str(setting)
 
     def fail_next(self, kind: str, count: int = 1, messages: list[str] | None = None) -> dict[str, Any]:
-        """Make the next ``count`` operations of ``kind`` end in failure with ``messages`` as Error lines."""
+        """The next ``count`` operations of ``kind`` (build, deploy, apply_configs, undeploy, publish) fail.
+
+        They are accepted (201) and end in ``FinishedWithErrors`` (builds) or ``FinishedWithError``, with each
+        of ``messages`` as an Error line in their log / messages. The other long-running kinds
+        (``generated_code``, ``deployment_analysis``, ``deletion_analysis``, ``code_analysis``,
+        ``external_library``, ``native_build``, ``bulk_users``) end in their failure status with the messages
+        where ODC reports them; ``deployment_analysis_errors`` / ``deletion_analysis_errors`` (``_warnings``)
+        make the next analysis finish with an ``ErrorsFound`` (``WarningsFound``) report listing them.
+        """
         if kind not in (*OPERATION_KINDS, *JOB_FAILURE_KINDS):
             raise ValueError(f"kind must be one of {', '.join((*OPERATION_KINDS, *JOB_FAILURE_KINDS))}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:

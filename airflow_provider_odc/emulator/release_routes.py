@@ -9,8 +9,6 @@ Request bodies are checked like the official schemas declare them (``additionalP
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,7 +28,6 @@ from airflow_provider_odc.emulator.seed import DEPLOYABLE_TYPES
 from airflow_provider_odc.emulator.state import EmulatorState
 from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError, Field, validate_body
 from airflow_provider_odc.emulator.web import (
-    CONTROL_PREFIX,
     Guard,
     QueryError,
     _bool_param,
@@ -90,8 +87,6 @@ PUBLISH_FIELDS = {
     "environmentKey": Field("uuid"),
 }
 MESSAGES_DEFAULT_LIMIT = 50
-
-JsonObject = Callable[[Request, set[str]], Awaitable[dict[str, Any]]]
 
 
 def _revision_number(raw: str) -> int:
@@ -322,44 +317,3 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
             sort=_sort(request, _deployed_sort),
         )
         return JSONResponse(page_with_totals(selected, limit, offset))
-
-
-def register_control_routes(
-    app: FastAPI, state: EmulatorState, json_object: JsonObject, control_error: Callable[[ValueError], Response]
-) -> None:
-    """``/_emulator`` controls of the release lifecycle: advance the clock, inject failures, inventory."""
-
-    @app.post(f"{CONTROL_PREFIX}/advance")
-    async def control_advance(request: Request) -> Response:
-        try:
-            body = await json_object(request, {"seconds"})
-            if "seconds" not in body:
-                raise ValueError('The body must be {"seconds": <number>}.')
-            offset = state.advance(body["seconds"])
-        except ValueError as error:
-            return control_error(error)
-        return JSONResponse({"clock_offset": offset, "now": state.now()})
-
-    @app.get(f"{CONTROL_PREFIX}/fail-next")
-    async def control_list_failures() -> Response:
-        return JSONResponse({"pending": state.pending_failures()})
-
-    @app.post(f"{CONTROL_PREFIX}/fail-next")
-    async def control_fail_next(request: Request) -> Response:
-        try:
-            body = await json_object(request, {"kind", "count", "messages"})
-            if "kind" not in body:
-                raise ValueError("kind is required")
-            failure = state.fail_next(**body)
-        except ValueError as error:
-            return control_error(error)
-        return JSONResponse({"failure": failure, "pending": state.pending_failures()})
-
-    @app.delete(f"{CONTROL_PREFIX}/fail-next")
-    async def control_clear_failures() -> Response:
-        state.clear_failures()
-        return JSONResponse({"pending": []})
-
-    @app.get(f"{CONTROL_PREFIX}/inventory")
-    async def control_inventory() -> Response:
-        return JSONResponse(state.inventory())
