@@ -185,7 +185,7 @@ def create_app(state: EmulatorState) -> FastAPI:
                 f"OS-GATEWAY-{fault.status}01",
                 headers=headers,
             )
-        limited, retry_after = state.check_rate(request.method, template)
+        limited, retry_after = state.release.check_rate(request.method, template)
         if limited:
             detail = "Rate limit exceeded: too many requests to this API. Try again later."
             headers = {} if retry_after is None else {"Retry-After": retry_after}
@@ -313,7 +313,7 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     @endpoint("GET", ASSET_ROUTE, "OS-APPS-40001")
     async def get_asset(request: Request, assetKey: str) -> Response:
-        return JSONResponse(state.latest_revision(assetKey))
+        return JSONResponse(state.release.latest_revision(assetKey))
 
     # Portfolio ---------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,9 +21,6 @@ from pydantic import BaseModel, Field, ValidationError
 
 from airflow_provider_odc.emulator.state import EmulatorState
 from airflow_provider_odc.emulator.web import CONTROL_PREFIX
-
-if TYPE_CHECKING:
-    from airflow_provider_odc.emulator.server import OdcEmulator
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,7 +38,7 @@ def _as_is(state: EmulatorState, result: Any) -> Any:
 
 @dataclass(frozen=True)
 class Control:
-    """``verb /_emulator<path>`` calls ``target`` (a method of the state, or of a part: ``"inventory"``)
+    """``verb /_emulator<path>`` calls ``target`` (a method of the state, or of a part: ``"release.inventory"``)
     with the JSON body's fields (or the ``query`` model's), and answers ``answer(state, result)``."""
 
     verb: str
@@ -67,15 +64,15 @@ CONTROLS = (
     Control("POST", "/config", "configure"),
     Control("GET", "/requests", "recent_requests", lambda state, log: {"requests": log}, RequestLogQuery),
     Control("POST", "/advance", "advance", lambda state, offset: {"clock_offset": offset, "now": state.now()}),
-    Control("GET", "/fail-next", "pending_failures", lambda state, pending: {"pending": pending}),
+    Control("GET", "/fail-next", "release.pending_failures", lambda state, pending: {"pending": pending}),
     Control(
         "POST",
         "/fail-next",
-        "fail_next",
-        lambda state, failure: {"failure": failure, "pending": state.pending_failures()},
+        "release.fail_next",
+        lambda state, failure: {"failure": failure, "pending": state.release.pending_failures()},
     ),
-    Control("DELETE", "/fail-next", "clear_failures", lambda state, _: {"pending": []}),
-    Control("GET", "/inventory", "inventory"),
+    Control("DELETE", "/fail-next", "release.clear_failures", lambda state, _: {"pending": []}),
+    Control("GET", "/inventory", "release.inventory"),
 )
 
 
@@ -128,6 +125,12 @@ def _route(state: EmulatorState, control: Control) -> Callable[[Request], Any]:
     return route
 
 
+class HasState(Protocol):
+    """What ``in_process`` needs of its owner (``OdcEmulator``): the state the controls act on."""
+
+    state: EmulatorState
+
+
 class in_process(Generic[P, R]):
     """``OdcEmulator.<control>``: the state's method (``part`` names a part of the state), called on its state.
 
@@ -142,9 +145,9 @@ class in_process(Generic[P, R]):
     def __get__(self, emulator: None, owner: type[Any] | None = None) -> in_process[P, R]: ...
 
     @overload
-    def __get__(self, emulator: OdcEmulator, owner: type[Any] | None = None) -> Callable[P, R]: ...
+    def __get__(self, emulator: HasState, owner: type[Any] | None = None) -> Callable[P, R]: ...
 
-    def __get__(self, emulator: OdcEmulator | None, owner: type[Any] | None = None) -> Any:
+    def __get__(self, emulator: HasState | None, owner: type[Any] | None = None) -> Any:
         if emulator is None:  # on the class itself (help(), autodoc): the descriptor
             return self
         return attrgetter(self.target)(emulator.state)

@@ -104,11 +104,11 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
 
     @endpoint("POST", GENERATED_CODE_ROUTE, "OS-BLD-40001")
     async def start_generated_code(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.start_generated_code(operationKey), status_code=201)
+        return JSONResponse(state.jobs.start_generated_code(operationKey), status_code=201)
 
     @endpoint("GET", GENERATED_CODE_ROUTE, "OS-BLD-40001")
     async def get_generated_code(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.generated_code(operationKey))
+        return JSONResponse(state.jobs.generated_code(operationKey))
 
     # Dependency management ----------------------------------------------------------------------------
 
@@ -119,14 +119,14 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
             body, DEPLOYMENT_ANALYSIS_FIELDS, "OS-DEPM-40001", schema_name="PublicLaunchDeploymentAnalysisRequest"
         )
         require(values, ("assetKey", "revision", "environmentKey"), "a deployment analysis", "OS-DEPM-40001")
-        key = state.start_analysis(
+        key = state.jobs.start_analysis(
             "deployment_analysis", values["assetKey"], values["revision"], values["environmentKey"]
         )
         return JSONResponse({"analysisKey": key}, status_code=201)
 
     @endpoint("GET", DEPLOYMENT_ANALYSIS_ROUTE, "OS-DEPM-40001")
     async def get_deployment_analysis(request: Request, analysisKey: str) -> Response:
-        return JSONResponse(state.analysis("deployment_analysis", analysisKey))
+        return JSONResponse(state.jobs.analysis("deployment_analysis", analysisKey))
 
     @endpoint("POST", DELETION_ANALYSES_ROUTE, "OS-DEPM-40001")
     async def start_deletion_analysis(request: Request) -> Response:
@@ -135,12 +135,12 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
             body, DELETION_ANALYSIS_FIELDS, "OS-DEPM-40001", schema_name="PublicLaunchDeletionAnalysisRequest"
         )
         require(values, ("assetKey",), "a deletion analysis", "OS-DEPM-40001")
-        key = state.start_analysis("deletion_analysis", values["assetKey"], None, None)
+        key = state.jobs.start_analysis("deletion_analysis", values["assetKey"], None, None)
         return JSONResponse({"analysisKey": key}, status_code=201)
 
     @endpoint("GET", DELETION_ANALYSIS_ROUTE, "OS-DEPM-40001")
     async def get_deletion_analysis(request: Request, analysisKey: str) -> Response:
-        return JSONResponse(state.analysis("deletion_analysis", analysisKey))
+        return JSONResponse(state.jobs.analysis("deletion_analysis", analysisKey))
 
     # Code quality -------------------------------------------------------------------------------------
 
@@ -157,13 +157,13 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         if not values["assetKey"] or values["assetRevision"] < 1:
             field = "assetKey" if not values["assetKey"] else "assetRevision"
             raise ApiError(400, f"The field {field} is not valid.", "OS-CQ-40001", errors={field: ["Invalid."]})
-        return JSONResponse(state.start_code_analysis(values["assetKey"], values["assetRevision"]))
+        return JSONResponse(state.jobs.start_code_analysis(values["assetKey"], values["assetRevision"]))
 
     @endpoint("GET", CODE_ANALYSIS_ROUTE, "OS-CQ-40001")
     async def get_code_analysis(request: Request, analysisKey: str) -> Response:
         _bounded_int(request, "Limit", 100, 1, INT32_MAX)
         _bounded_int(request, "Offset", 0, 0, INT32_MAX)
-        return JSONResponse(state.code_analysis(analysisKey))
+        return JSONResponse(state.jobs.code_analysis(analysisKey))
 
     # External libraries -------------------------------------------------------------------------------
 
@@ -180,16 +180,16 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         if not values["fileName"].strip() or not values["highCodeBinaryUri"].startswith("https://"):
             detail = "fileName must be a file name and highCodeBinaryUri the https downloadUrl of GET /uploads."
             raise ApiError(400, detail, "OS-ELG-40002")
-        key = state.start_library_generation(values["fileName"], values["highCodeBinaryUri"])
+        key = state.jobs.start_library_generation(values["fileName"], values["highCodeBinaryUri"])
         return JSONResponse({"operationKey": key}, status_code=201)
 
     @endpoint("GET", LIBRARY_ROUTE, "OS-ELG-40001")
     async def get_library_generation(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.library_generation(operationKey))
+        return JSONResponse(state.jobs.library_generation(operationKey))
 
     @endpoint("GET", LIBRARY_LOG_ROUTE, "OS-ELG-40001")
     async def get_library_generation_log(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.library_generation_log(operationKey))
+        return JSONResponse(state.jobs.library_generation_log(operationKey))
 
     # Native mobile builds -----------------------------------------------------------------------------
 
@@ -203,18 +203,18 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
             schema_name="BuildOperationRequest",
             required=("buildKey", "revision", "mobilePlatform", "environmentKey", "applicationKey"),
         )
-        return JSONResponse(state.start_native_build(values), status_code=201)
+        return JSONResponse(state.jobs.start_native_build(values), status_code=201)
 
     @endpoint("GET", NATIVE_BUILD_ROUTE, "OS-NABS-40001")
     async def get_native_build(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.native_build(operationKey, *_native_scope(request)))
+        return JSONResponse(state.jobs.native_build(operationKey, *_native_scope(request)))
 
     @endpoint("GET", NATIVE_BUILD_LOG_ROUTE, "OS-NABS-40001")
     async def get_native_build_log(request: Request, operationKey: str) -> Response:
         scope = _native_scope(request)
         limit = _bounded_int(request, "limit", MESSAGES_DEFAULT_LIMIT, 1, 1000)
         offset = _bounded_int(request, "offset", 0, 0, INT32_MAX)
-        messages = state.native_build_log(operationKey, *scope)
+        messages = state.jobs.native_build_log(operationKey, *scope)
         results = messages[offset : offset + limit]
         page: dict[str, Any] = {"count": len(results), "limit": limit, "offset": offset}
         if offset + limit < len(messages):  # Int32PageInfo: nextPageOffset is not nullable, so absent at the end
@@ -237,8 +237,8 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
             validate_body(r, USER_FIELDS, "OS-IDENTITY-40001", schema_name="UserProfileCreateApiRequest")
             for r in records
         ]
-        return JSONResponse(state.start_bulk_users(checked), status_code=202)
+        return JSONResponse(state.jobs.start_bulk_users(checked), status_code=202)
 
     @endpoint("GET", BULK_USER_ROUTE, "OS-IDENTITY-40001")
     async def get_bulk_users(request: Request, key: str) -> Response:
-        return JSONResponse(state.bulk_users(key))
+        return JSONResponse(state.jobs.bulk_users(key))

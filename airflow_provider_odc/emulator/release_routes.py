@@ -132,7 +132,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
         until = _date_param(request, "revisionDateTimeTo")
         sort = _sort(request, parse_revision_sort)
         selected = filter_revisions(
-            state.revisions(assetKey),
+            state.release.revisions(assetKey),
             model_digest=params.get("modelDigest"),
             since=since,
             until=until,
@@ -145,27 +145,27 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
 
     @endpoint("GET", REVISION_ROUTE, "OS-APPS-40001")
     async def get_revision(request: Request, assetKey: str, revisionNumber: str) -> Response:
-        return JSONResponse(state.revision(assetKey, _revision_number(revisionNumber)))
+        return JSONResponse(state.release.revision(assetKey, _revision_number(revisionNumber)))
 
     @endpoint("PATCH", REVISION_ROUTE, "OS-APPS-40001")
     async def patch_revision(request: Request, assetKey: str, revisionNumber: str) -> Response:
         number = _revision_number(revisionNumber)
         body = await json_body(request, "OS-APPS-40001", required=False)
         changes = validate_body(body, PATCH_FIELDS, "OS-APPS-40001", schema_name="AssetVersionPatchRequest")
-        state.patch_revision(assetKey, number, changes)
+        state.release.patch_revision(assetKey, number, changes)
         return Response(status_code=204)
 
     @endpoint("GET", RELEASE_NOTES_ROUTE, "OS-APPS-40001")
     async def get_release_notes(request: Request, assetKey: str, revisionNumber: str) -> Response:
-        return JSONResponse(state.release_notes(assetKey, _revision_number(revisionNumber)))
+        return JSONResponse(state.release.release_notes(assetKey, _revision_number(revisionNumber)))
 
     @endpoint("GET", LATEST_REVISION_ROUTE, "OS-APPS-40001")
     async def get_latest_revision(request: Request, assetKey: str) -> Response:
-        return JSONResponse(state.latest_revision(assetKey))
+        return JSONResponse(state.release.latest_revision(assetKey))
 
     @endpoint("GET", HIGHEST_TAG_ROUTE, "OS-APPS-40001")
     async def get_highest_tag_revision(request: Request, assetKey: str) -> Response:
-        return JSONResponse(state.highest_tag_revision(assetKey))
+        return JSONResponse(state.release.highest_tag_revision(assetKey))
 
     # Builds -------------------------------------------------------------------------------------------
 
@@ -179,7 +179,8 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
             schema_name="BuildOperationDetails",
             required=("assetKey", "assetRevision"),
         )
-        started = state.start_build(values["assetKey"], values["assetRevision"], values.get("buildType", "Debug"))
+        build_type = values.get("buildType", "Debug")
+        started = state.release.start_build(values["assetKey"], values["assetRevision"], build_type)
         return JSONResponse(started, status_code=201)
 
     @endpoint("GET", BUILDS_ROUTE, "OS-BLD-40001")
@@ -192,15 +193,15 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
                 asset_key = _guid_param(request, "assetKey")
             except QueryError:  # the spec answers 404 "Couldn't find asset key or revision"
                 raise ApiError(404, "Couldn't find asset key or revision.", "OS-BLD-40401") from None
-        return JSONResponse({"builds": state.list_builds(asset_key, revision, build_type)})
+        return JSONResponse({"builds": state.release.list_builds(asset_key, revision, build_type)})
 
     @endpoint("GET", BUILD_ROUTE, "OS-BLD-40001")
     async def get_build(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.get_build(operationKey))
+        return JSONResponse(state.release.get_build(operationKey))
 
     @endpoint("GET", BUILD_LOG_ROUTE, "OS-BLD-40001")
     async def get_build_log(request: Request, operationKey: str) -> Response:
-        return JSONResponse({"results": state.build_log(operationKey)})
+        return JSONResponse({"results": state.release.build_log(operationKey)})
 
     # Deployment and publish operations ----------------------------------------------------------------
 
@@ -214,7 +215,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
             schema_name="DeploymentOperationRequest",
             required=("operation", "environmentKey"),
         )
-        started = state.start_deployment_operation(
+        started = state.release.start_deployment_operation(
             values["operation"],
             values["environmentKey"],
             asset_key=values.get("assetKey"),
@@ -233,7 +234,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
             schema_name="PublishOperationRequest",
             required=("operation", "assetKey", "revision"),
         )
-        started = state.start_publish(values["assetKey"], values["revision"], values.get("environmentKey"))
+        started = state.release.start_publish(values["assetKey"], values["revision"], values.get("environmentKey"))
         return JSONResponse(started, status_code=201)
 
     def list_operations(request: Request, family: str) -> Response:
@@ -245,7 +246,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
                 raise QueryError(
                     "operations", f"The value '{operation}' is not valid for operations. Allowed: {allowed}."
                 )
-        selected = state.list_operations(
+        selected = state.release.list_operations(
             family,
             environment_key=_guid_param(request, "environmentKey"),
             status=_enum_param(request, "status", OPERATION_STATUSES),
@@ -261,7 +262,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
 
     def operation_messages(request: Request, family: str, operation_key: str) -> Response:
         limit = _int_param(request, "limit", MESSAGES_DEFAULT_LIMIT, 1, 1000)
-        key, messages = state.operation_messages(family, operation_key)
+        key, messages = state.release.operation_messages(family, operation_key)
         token = request.query_params.get("offset") or None
         start = 0 if token is None else decode_message_offset(key, token)
         results = messages[start : start + limit]
@@ -280,7 +281,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
 
     @endpoint("GET", DEPLOYMENT_ROUTE, "OS-DPL-40001")
     async def get_deployment(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.get_operation("deployment", operationKey))
+        return JSONResponse(state.release.get_operation("deployment", operationKey))
 
     @endpoint("GET", DEPLOYMENT_MESSAGES_ROUTE, "OS-DPL-40001")
     async def get_deployment_messages(request: Request, operationKey: str) -> Response:
@@ -292,7 +293,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
 
     @endpoint("GET", PUBLISH_ROUTE, "OS-PUB-40001")
     async def get_publish(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.get_operation("publish", operationKey))
+        return JSONResponse(state.release.get_operation("publish", operationKey))
 
     @endpoint("GET", PUBLISH_MESSAGES_ROUTE, "OS-PUB-40001")
     async def get_publish_messages(request: Request, operationKey: str) -> Response:
@@ -308,7 +309,7 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
             if asset_type not in DEPLOYABLE_TYPES:
                 allowed = ", ".join(DEPLOYABLE_TYPES)
                 raise QueryError("type", f"The value '{asset_type}' is not valid for type. Allowed: {allowed}.")
-        selected = state.deployed_assets(
+        selected = state.release.deployed_assets(
             environment_keys=_guid_list_param(request, "environmentKey"),
             asset_keys=_guid_list_param(request, "key"),
             types=types,

@@ -19,6 +19,7 @@ import uvicorn
 
 from airflow_provider_odc.emulator.app import DISCOVERY_PATH, create_app
 from airflow_provider_odc.emulator.controls import in_process
+from airflow_provider_odc.emulator.release import ReleaseLifecycle
 from airflow_provider_odc.emulator.state import DEFAULT_TOKEN_LIFETIME, EmulatorState
 from airflow_provider_odc.emulator.web import CONTROL_PREFIX
 
@@ -215,10 +216,10 @@ class OdcEmulator:
     config = in_process(EmulatorState.config_view)
     recent_requests = in_process(EmulatorState.recent_requests)
     advance = in_process(EmulatorState.advance)
-    fail_next = in_process(EmulatorState.fail_next)
-    pending_failures = in_process(EmulatorState.pending_failures)
-    clear_failures = in_process(EmulatorState.clear_failures)
-    inventory = in_process(EmulatorState.inventory)
+    fail_next = in_process(ReleaseLifecycle.fail_next, "release")
+    pending_failures = in_process(ReleaseLifecycle.pending_failures, "release")
+    clear_failures = in_process(ReleaseLifecycle.clear_failures, "release")
+    inventory = in_process(ReleaseLifecycle.inventory, "release")
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"

@@ -2,8 +2,9 @@
 
 The HTTP app (event-loop thread), the in-process helpers on ``OdcEmulator`` (test thread) and any number of
 client threads touch this object at once, so every mutable field is guarded by one ``threading.Lock`` that
-is held only for short, non-blocking sections. The release lifecycle (revisions, tags, builds, deploy and
-publish operations, rate limits) lives in ``release.ReleaseStateMixin`` and shares that lock.
+is held only for short, non-blocking sections. Its parts, the release lifecycle (``release.ReleaseLifecycle``:
+revisions, tags, builds, deploy and publish operations, rate limits, ``fail_next``) and the other long-running
+jobs (``long_running.LongRunningJobs``), share that lock, the config and the clock through one ``Runtime``.
 Nothing here knows about FastAPI or HTTP.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import collections
 import hmac
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -20,10 +20,11 @@ from typing import Any
 
 import jwt
 
-from airflow_provider_odc.emulator.long_running import JobData, LongRunningStateMixin
-from airflow_provider_odc.emulator.rate_limits import DEFAULT_DOMAIN_LIMIT, DEFAULT_POST_LIMIT
-from airflow_provider_odc.emulator.release import ReleaseStateMixin, new_release_data
-from airflow_provider_odc.emulator.seed import build_release_seed, build_seed
+from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
+from airflow_provider_odc.emulator.long_running import LongRunningJobs
+from airflow_provider_odc.emulator.release import OPERATION_KINDS, ReleaseLifecycle
+from airflow_provider_odc.emulator.runtime import EmulatorConfig, Runtime
+from airflow_provider_odc.emulator.seed import build_seed
 
 DEFAULT_CLIENT_ID = "odc-emulator-client"
 DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
@@ -33,9 +34,6 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DISCOVERY_MODES = ("normal", "not_json", "missing_token_endpoint", "override")
 REQUEST_LOG_SIZE = 1000
 UNSET: Any = object()
-DEFAULT_BUILD_PENDING = 0.5  # seconds on the emulator clock
-DEFAULT_BUILD_RUNNING = 1.5
-DEFAULT_OPERATION_DURATION = 2.0  # deploy, undeploy, apply-configs and publish operations
 # PyJWT checks the signature and that a jti is present; lifetime and revocation are the emulator's own.
 TOKEN_CHECKS: jwt.types.Options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["jti"]}
 
@@ -87,27 +85,6 @@ class Fault:
 class _PendingFault:
     fault: Fault
     remaining: int
-
-
-@dataclass
-class EmulatorConfig:
-    """Settings a test may change at runtime; ``reset()`` restores the constructor values."""
-
-    token_lifetime: int
-    client_secret: str
-    discovery_mode: str = "normal"
-    discovery_document: dict[str, Any] | None = None
-    token_redirect_to: str | None = None
-    clock_offset: float = 0.0
-    build_pending: float = DEFAULT_BUILD_PENDING
-    build_running: float = DEFAULT_BUILD_RUNNING
-    operation_duration: float = DEFAULT_OPERATION_DURATION
-    # ODC's documented rate limits (see rate_limits.py); Retry-After only when a test opts in, as ODC
-    # promises none: "auto" (seconds until the window frees a slot) or a fixed number of seconds.
-    rate_limits: bool = True
-    post_limit_per_minute: int | None = DEFAULT_POST_LIMIT
-    domain_limit_per_minute: int | None = DEFAULT_DOMAIN_LIMIT
-    rate_limit_retry_after: str | int | None = None
 
 
 @dataclass
@@ -174,8 +151,9 @@ def _retry_after_setting(value: Any) -> str | int | None:
     raise ValueError('rate_limit_retry_after must be null (no header), "auto" or an integer >= 0')
 
 
-class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
-    """All mutable emulator data behind one lock, plus the immutable seed (served without locking)."""
+class EmulatorState:
+    """Credentials, tokens, counters, faults, config and clock; the release lifecycle (``release``) and the other
+    long-running jobs (``jobs``) are its parts, sharing its ``Runtime``. The seed is served without locking."""
 
     def __init__(
         self,
@@ -189,7 +167,6 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
     ) -> None:
         if token_lifetime < 1:
             raise ValueError("token_lifetime must be >= 1 second")
-        self._lock = threading.Lock()
         self.client_id = client_id or DEFAULT_CLIENT_ID
         # The "subject" ODC records as builtBy / deployedBy / taggedBy for this API client.
         self.client_subject = str(uuid.uuid5(uuid.NAMESPACE_URL, f"odc-emulator-client:{self.client_id}"))
@@ -197,13 +174,15 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         self.realm = str(uuid.uuid4())
         self._signing_key = secrets.token_bytes(32)
         self._key_id = secrets.token_hex(8)
-        self._defaults = EmulatorConfig(
-            token_lifetime=token_lifetime,
-            client_secret=client_secret or generate_client_secret(),
-            rate_limits=_flag("rate_limits", rate_limits),
-            rate_limit_retry_after=_retry_after_setting(rate_limit_retry_after),
+        self._runtime = Runtime(
+            EmulatorConfig(
+                token_lifetime=token_lifetime,
+                client_secret=client_secret or generate_client_secret(),
+                rate_limits=_flag("rate_limits", rate_limits),
+                rate_limit_retry_after=_retry_after_setting(rate_limit_retry_after),
+            )
         )
-        self._config = replace(self._defaults)
+        self._lock = self._runtime.lock
         self._tokens: dict[str, float] = {}  # jti -> expiry on the emulator clock
         # Every token minted (reset does not forget them), so that leak scans know what to look for.
         self._minted: collections.deque[str] = collections.deque(maxlen=10_000)
@@ -213,11 +192,10 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         seed = build_seed(asset_count)
         self.portfolio_key = seed.portfolio_key
         self.environments = seed.environments
-        self._seed_data = seed  # the assets as seeded; current_assets() has the tags as patched since
-        self._release_seed = build_release_seed(seed)
-        self._asset_index = {asset["assetKey"]: index for index, asset in enumerate(seed.assets)}
-        self._release = new_release_data(seed, self._release_seed)
-        self._jobs = JobData()  # analyses, generated code, native builds, ... (``long_running``)
+        # The parts: revisions, builds, deployments, rate windows and fail_next; then the other jobs.
+        failure_kinds = (*OPERATION_KINDS, *JOB_FAILURE_KINDS)
+        self.release = ReleaseLifecycle(self._runtime, seed, self.client_subject, failure_kinds)
+        self.jobs = LongRunningJobs(self._runtime, self.release)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -237,19 +215,20 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
             return self._now_locked()
 
     def _now_locked(self) -> float:
-        return time.time() + self._config.clock_offset
+        return self._runtime.now_locked()
 
     def advance(self, seconds: float) -> float:
         """Make ``seconds`` pass on the emulator clock at once (tokens, operations, rate windows); new offset."""
         step = _duration("seconds", seconds)
         with self._lock:
-            self._config = replace(self._config, clock_offset=self._config.clock_offset + step)
-            return self._config.clock_offset
+            config = self._runtime.config
+            self._runtime.config = replace(config, clock_offset=config.clock_offset + step)
+            return self._runtime.config.clock_offset
 
     def config(self) -> EmulatorConfig:
         """A snapshot copy; callers never see a half-applied change."""
         with self._lock:
-            return replace(self._config)
+            return replace(self._runtime.config)
 
     def config_view(self) -> dict[str, Any]:
         config = self.config()
@@ -332,7 +311,7 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         if rate_limit_retry_after is not UNSET:
             changes["rate_limit_retry_after"] = _retry_after_setting(rate_limit_retry_after)
         with self._lock:
-            self._config = replace(self._config, **changes)
+            self._runtime.config = replace(self._runtime.config, **changes)
         return self.config_view()
 
     @staticmethod
@@ -360,7 +339,7 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         """Mint an HS256 JWT access token (PyJWT), remember its ``jti``; returns (token, lifetime)."""
         with self._lock:
             now = self._now_locked()
-            lifetime = self._config.token_lifetime
+            lifetime = self._runtime.config.token_lifetime
             jti = str(uuid.uuid4())
             self._tokens[jti] = now + lifetime
             self._counters.token_exchanges += 1
@@ -552,17 +531,22 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
                 "unauthorized": counters.unauthorized,
                 "connections": len(counters.connections),
                 "faults_served": counters.faults_served,
-                **self.release_stats_locked(),
+                **self.release.stats_locked(),
             }
 
     def reset(self) -> None:
         """Back to a freshly started instance: operations, tags, deployments and rate windows as seeded too."""
-        release = new_release_data(self._seed_data, self._release_seed)
+        self.release.reset()
+        self.jobs.reset()
         with self._lock:
-            self._release = release
-            self._jobs = JobData()
-            self._config = replace(self._defaults)
+            self._runtime.config = replace(self._runtime.defaults)
             self._tokens.clear()
             self._faults.clear()
             self._counters = _Counters()
             self._requests.clear()
+
+    # Shared with the asset list and the rate-limit gate -------------------------------------------------
+
+    def current_assets(self) -> list[dict[str, Any]]:
+        """The latest revision of every asset (with tags as patched), in seed order."""
+        return self.release.current_assets()
