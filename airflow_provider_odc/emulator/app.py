@@ -35,6 +35,7 @@ from airflow_provider_odc.emulator.web import (
     _list_param,
     _paging,
     _sort,
+    add_problem_handlers,
     make_endpoint,
     page_with_totals,
     problem_response,
@@ -156,6 +157,7 @@ def create_app(state: EmulatorState) -> FastAPI:
     app = FastAPI(title="ODC emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = state
     app.add_middleware(RecordingMiddleware, state=state)
+    add_problem_handlers(app)
 
     async def serve_fault(request: Request, kind: str) -> Fault | None:
         fault = state.take_fault(kind, request.url.path, request.method)

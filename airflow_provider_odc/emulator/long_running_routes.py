@@ -1,22 +1,23 @@
 """HTTP routes of the long-running operations outside the release lifecycle (state in ``long_running``).
 
 Generated-code packaging, deployment and deletion analyses, code analyses, external library generation,
-native mobile builds and bulk user creation: the start POST (body checked like the official request schema,
-``validation.validate_body``), the status GET and, where the spec has one, the messages GET. Every route
-goes through the app's guard (call counting, faults, rate limits, bearer auth) first.
+native mobile builds and bulk user creation: the start POST (its body a pydantic model named and declared
+like the official request schema, ``validation.OdcBody``), the status GET and, where the spec has one, the
+messages GET. Every route goes through the app's guard (call counting, faults, rate limits, bearer auth) first.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import StrictBool, StrictStr
 
-from airflow_provider_odc.emulator.long_running import MAX_BULK_RECORDS, MOBILE_PLATFORMS
+from airflow_provider_odc.emulator.long_running import MAX_BULK_RECORDS
 from airflow_provider_odc.emulator.state import EmulatorState
-from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError, Field, require, validate_body
-from airflow_provider_odc.emulator.web import Guard, QueryError, _guid_param, json_body, make_endpoint
+from airflow_provider_odc.emulator.validation import INT32_MAX, NOT_NULL, ApiError, Guid, Int32, OdcBody, require
+from airflow_provider_odc.emulator.web import Guard, QueryError, _guid_param, make_endpoint
 
 GENERATED_CODE_ROUTE = "/api/builds/v1/build-operations/{operationKey}/generated-code"
 DEPENDENCIES = "/api/dependency-management/v1"
@@ -35,33 +36,52 @@ NATIVE_BUILD_LOG_ROUTE = f"{NATIVE_BUILDS_ROUTE}/{{operationKey}}/log-messages"
 BULK_USERS_ROUTE = "/api/identity/v1/users/bulk"
 BULK_USER_ROUTE = f"{BULK_USERS_ROUTE}/{{key}}"
 
-DEPLOYMENT_ANALYSIS_FIELDS = {
-    "revision": Field("int32"),
-    "environmentKey": Field("uuid", nullable=True),
-    "assetKey": Field("uuid", nullable=True),
-}
-DELETION_ANALYSIS_FIELDS = {"assetKey": Field("uuid", nullable=True)}
-CODE_ANALYSIS_FIELDS = {"assetKey": Field("string"), "assetRevision": Field("int32")}
-LIBRARY_FIELDS = {"fileName": Field("string"), "highCodeBinaryUri": Field("string")}
-NATIVE_BUILD_FIELDS = {
-    "buildKey": Field("uuid"),
-    "revision": Field("int32"),
-    "mobileVersionNumber": Field("string", nullable=True),
-    "mobileVersionCode": Field("int32", nullable=True),
-    "mobilePlatform": Field("enum", enum=MOBILE_PLATFORMS),
-    "environmentKey": Field("uuid"),
-    "applicationKey": Field("uuid"),
-}
-USER_FIELDS = {
-    "name": Field("string", nullable=True),
-    "email": Field("string", nullable=True),
-    "isActive": Field("boolean"),
-    "photoUrl": Field("string", nullable=True),
-    "addToBuiltInIdentityProvider": Field("boolean"),
-    "identityProviderKey": Field("uuid", nullable=True),
-    "subject": Field("string", nullable=True),
-    "username": Field("string", nullable=True),
-}
+
+class PublicLaunchDeploymentAnalysisRequest(OdcBody):
+    revision: Annotated[Int32 | None, NOT_NULL] = None
+    environmentKey: Guid | None = None
+    assetKey: Guid | None = None
+
+
+class PublicLaunchDeletionAnalysisRequest(OdcBody):
+    assetKey: Guid | None = None
+
+
+class AdhocAnalysisRequestV1(OdcBody):
+    assetKey: StrictStr
+    assetRevision: Int32
+
+
+class GenerationOperationCreationRequest(OdcBody):
+    fileName: StrictStr
+    highCodeBinaryUri: StrictStr
+
+
+class BuildOperationRequest(OdcBody):
+    buildKey: Guid
+    revision: Int32
+    mobileVersionNumber: StrictStr | None = None
+    mobileVersionCode: Int32 | None = None
+    mobilePlatform: Literal["Android", "iOS"]
+    environmentKey: Guid
+    applicationKey: Guid
+
+
+class UserProfileCreateApiRequest(OdcBody):
+    name: StrictStr | None = None
+    email: StrictStr | None = None
+    isActive: Annotated[StrictBool | None, NOT_NULL] = None
+    photoUrl: StrictStr | None = None
+    addToBuiltInIdentityProvider: Annotated[StrictBool | None, NOT_NULL] = None
+    identityProviderKey: Guid | None = None
+    subject: StrictStr | None = None
+    username: StrictStr | None = None
+
+
+class UserProfileCreateApiRequestBulkApiRequest(OdcBody):
+    records: list[UserProfileCreateApiRequest]
+
+
 MESSAGES_DEFAULT_LIMIT = 50
 
 
@@ -113,11 +133,8 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
     # Dependency management ----------------------------------------------------------------------------
 
     @endpoint("POST", DEPLOYMENT_ANALYSES_ROUTE, "OS-DEPM-40001")
-    async def start_deployment_analysis(request: Request) -> Response:
-        body = await json_body(request, "OS-DEPM-40001", required=True)
-        values = validate_body(
-            body, DEPLOYMENT_ANALYSIS_FIELDS, "OS-DEPM-40001", schema_name="PublicLaunchDeploymentAnalysisRequest"
-        )
+    async def start_deployment_analysis(body: PublicLaunchDeploymentAnalysisRequest) -> Response:
+        values = body.present()
         require(values, ("assetKey", "revision", "environmentKey"), "a deployment analysis", "OS-DEPM-40001")
         key = state.jobs.start_analysis(
             "deployment_analysis", values["assetKey"], values["revision"], values["environmentKey"]
@@ -129,11 +146,8 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         return JSONResponse(state.jobs.analysis("deployment_analysis", analysisKey))
 
     @endpoint("POST", DELETION_ANALYSES_ROUTE, "OS-DEPM-40001")
-    async def start_deletion_analysis(request: Request) -> Response:
-        body = await json_body(request, "OS-DEPM-40001", required=True)
-        values = validate_body(
-            body, DELETION_ANALYSIS_FIELDS, "OS-DEPM-40001", schema_name="PublicLaunchDeletionAnalysisRequest"
-        )
+    async def start_deletion_analysis(body: PublicLaunchDeletionAnalysisRequest) -> Response:
+        values = body.present()
         require(values, ("assetKey",), "a deletion analysis", "OS-DEPM-40001")
         key = state.jobs.start_analysis("deletion_analysis", values["assetKey"], None, None)
         return JSONResponse({"analysisKey": key}, status_code=201)
@@ -145,19 +159,11 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
     # Code quality -------------------------------------------------------------------------------------
 
     @endpoint("POST", CODE_ANALYSES_ROUTE, "OS-CQ-40001")
-    async def start_code_analysis(request: Request) -> Response:
-        body = await json_body(request, "OS-CQ-40001", required=True)
-        values = validate_body(
-            body,
-            CODE_ANALYSIS_FIELDS,
-            "OS-CQ-40001",
-            schema_name="AdhocAnalysisRequestV1",
-            required=("assetKey", "assetRevision"),
-        )
-        if not values["assetKey"] or values["assetRevision"] < 1:
-            field = "assetKey" if not values["assetKey"] else "assetRevision"
+    async def start_code_analysis(body: AdhocAnalysisRequestV1) -> Response:
+        if not body.assetKey or body.assetRevision < 1:
+            field = "assetKey" if not body.assetKey else "assetRevision"
             raise ApiError(400, f"The field {field} is not valid.", "OS-CQ-40001", errors={field: ["Invalid."]})
-        return JSONResponse(state.jobs.start_code_analysis(values["assetKey"], values["assetRevision"]))
+        return JSONResponse(state.jobs.start_code_analysis(body.assetKey, body.assetRevision))
 
     @endpoint("GET", CODE_ANALYSIS_ROUTE, "OS-CQ-40001")
     async def get_code_analysis(request: Request, analysisKey: str) -> Response:
@@ -168,19 +174,11 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
     # External libraries -------------------------------------------------------------------------------
 
     @endpoint("POST", LIBRARIES, "OS-ELG-40001")
-    async def start_library_generation(request: Request) -> Response:
-        body = await json_body(request, "OS-ELG-40001", required=True)
-        values = validate_body(
-            body,
-            LIBRARY_FIELDS,
-            "OS-ELG-40001",
-            schema_name="GenerationOperationCreationRequest",
-            required=("fileName", "highCodeBinaryUri"),
-        )
-        if not values["fileName"].strip() or not values["highCodeBinaryUri"].startswith("https://"):
+    async def start_library_generation(body: GenerationOperationCreationRequest) -> Response:
+        if not body.fileName.strip() or not body.highCodeBinaryUri.startswith("https://"):
             detail = "fileName must be a file name and highCodeBinaryUri the https downloadUrl of GET /uploads."
             raise ApiError(400, detail, "OS-ELG-40002")
-        key = state.jobs.start_library_generation(values["fileName"], values["highCodeBinaryUri"])
+        key = state.jobs.start_library_generation(body.fileName, body.highCodeBinaryUri)
         return JSONResponse({"operationKey": key}, status_code=201)
 
     @endpoint("GET", LIBRARY_ROUTE, "OS-ELG-40001")
@@ -194,16 +192,8 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
     # Native mobile builds -----------------------------------------------------------------------------
 
     @endpoint("POST", NATIVE_BUILDS_ROUTE, "OS-NABS-40001")
-    async def start_native_build(request: Request) -> Response:
-        body = await json_body(request, "OS-NABS-40001", required=True)
-        values = validate_body(
-            body,
-            NATIVE_BUILD_FIELDS,
-            "OS-NABS-40001",
-            schema_name="BuildOperationRequest",
-            required=("buildKey", "revision", "mobilePlatform", "environmentKey", "applicationKey"),
-        )
-        return JSONResponse(state.jobs.start_native_build(values), status_code=201)
+    async def start_native_build(body: BuildOperationRequest) -> Response:
+        return JSONResponse(state.jobs.start_native_build(body.present()), status_code=201)
 
     @endpoint("GET", NATIVE_BUILD_ROUTE, "OS-NABS-40001")
     async def get_native_build(request: Request, operationKey: str) -> Response:
@@ -224,20 +214,11 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
     # Identity: bulk user creation ---------------------------------------------------------------------
 
     @endpoint("POST", BULK_USERS_ROUTE, "OS-IDENTITY-40001")
-    async def start_bulk_users(request: Request) -> Response:
-        body = await json_body(request, "OS-IDENTITY-40001", required=True)
-        if not isinstance(body, dict) or set(body) != {"records"} or not isinstance(body["records"], list):
-            detail = 'The body must be {"records": [...]} (UserProfileCreateApiRequestBulkApiRequest).'
-            raise ApiError(400, detail, "OS-IDENTITY-40001", errors={"records": [detail]})
-        records = body["records"]
-        if not 1 <= len(records) <= MAX_BULK_RECORDS:
-            detail = f"Send between 1 and {MAX_BULK_RECORDS} records, not {len(records)}."
+    async def start_bulk_users(body: UserProfileCreateApiRequestBulkApiRequest) -> Response:
+        if not 1 <= len(body.records) <= MAX_BULK_RECORDS:
+            detail = f"Send between 1 and {MAX_BULK_RECORDS} records, not {len(body.records)}."
             raise ApiError(400, detail, "OS-IDENTITY-40002", errors={"records": [detail]})
-        checked = [
-            validate_body(r, USER_FIELDS, "OS-IDENTITY-40001", schema_name="UserProfileCreateApiRequest")
-            for r in records
-        ]
-        return JSONResponse(state.jobs.start_bulk_users(checked), status_code=202)
+        return JSONResponse(state.jobs.start_bulk_users([record.present() for record in body.records]), status_code=202)
 
     @endpoint("GET", BULK_USER_ROUTE, "OS-IDENTITY-40001")
     async def get_bulk_users(request: Request, key: str) -> Response:

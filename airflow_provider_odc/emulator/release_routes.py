@@ -2,16 +2,17 @@
 
 Each handler is thin: the shared guard (call counting, faults, ODC's rate limits, bearer auth), then query
 and body parsing, then one call into ``EmulatorState``. ``QueryError`` and ``ApiError`` become ProblemDetails.
-Request bodies are checked like the official schemas declare them (``additionalProperties: false``, types,
-``nullable``, enums) by ``validation.validate_body``.
+Request bodies are pydantic models named and declared like the official schemas (``validation.OdcBody``).
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import StrictStr
 
 from airflow_provider_odc.emulator.release import (
     BUILD_TYPES,
@@ -26,7 +27,7 @@ from airflow_provider_odc.emulator.release import (
 )
 from airflow_provider_odc.emulator.seed import DEPLOYABLE_TYPES
 from airflow_provider_odc.emulator.state import EmulatorState
-from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError, Field, validate_body
+from airflow_provider_odc.emulator.validation import INT32_MAX, NOT_NULL, ApiError, Guid, Int32, OdcBody
 from airflow_provider_odc.emulator.web import (
     Guard,
     QueryError,
@@ -40,7 +41,6 @@ from airflow_provider_odc.emulator.web import (
     _list_param,
     _paging,
     _sort,
-    json_body,
     make_endpoint,
     page_with_totals,
     page_without_totals,
@@ -63,29 +63,34 @@ PUBLISH_ROUTE = f"{PUBLISHES_ROUTE}/{{operationKey}}"
 PUBLISH_MESSAGES_ROUTE = f"{PUBLISHES_ROUTE}/{{operationKey}}/messages"
 DEPLOYED_ASSETS_ROUTE = "/api/portfolios/v2/deployed-assets"
 
-PATCH_FIELDS = {
-    "tag": Field("string", nullable=True),
-    "releaseNotes": Field("string", nullable=True),
-    "commitMessage": Field("string", nullable=True),
-}
-BUILD_FIELDS = {
-    "assetKey": Field("uuid"),
-    "assetRevision": Field("int32"),
-    "buildType": Field("enum", enum=BUILD_TYPES),
-}
-DEPLOYMENT_FIELDS = {
-    "operation": Field("enum", enum=tuple(DEPLOYMENT_OPERATIONS)),
-    "assetKey": Field("uuid"),
-    "buildKey": Field("uuid", nullable=True),
-    "revision": Field("int32", nullable=True),
-    "environmentKey": Field("uuid"),
-}
-PUBLISH_FIELDS = {
-    "operation": Field("enum", enum=("Publish",)),
-    "assetKey": Field("uuid"),
-    "revision": Field("int32"),
-    "environmentKey": Field("uuid"),
-}
+
+class AssetVersionPatchRequest(OdcBody):
+    tag: StrictStr | None = None
+    releaseNotes: StrictStr | None = None
+    commitMessage: StrictStr | None = None
+
+
+class BuildOperationDetails(OdcBody):
+    assetKey: Guid
+    assetRevision: Int32
+    buildType: Literal["Debug", "Release"] = "Debug"
+
+
+class DeploymentOperationRequest(OdcBody):
+    operation: Literal["Deploy", "Undeploy", "ApplyConfigs"]
+    assetKey: Annotated[Guid | None, NOT_NULL] = None
+    buildKey: Guid | None = None
+    revision: Int32 | None = None
+    environmentKey: Guid
+
+
+class PublishOperationRequest(OdcBody):
+    operation: Literal["Publish"]
+    assetKey: Guid
+    revision: Int32
+    environmentKey: Annotated[Guid | None, NOT_NULL] = None
+
+
 MESSAGES_DEFAULT_LIMIT = 50
 
 
@@ -148,11 +153,11 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
         return JSONResponse(state.release.revision(assetKey, _revision_number(revisionNumber)))
 
     @endpoint("PATCH", REVISION_ROUTE, "OS-APPS-40001")
-    async def patch_revision(request: Request, assetKey: str, revisionNumber: str) -> Response:
-        number = _revision_number(revisionNumber)
-        body = await json_body(request, "OS-APPS-40001", required=False)
-        changes = validate_body(body, PATCH_FIELDS, "OS-APPS-40001", schema_name="AssetVersionPatchRequest")
-        state.release.patch_revision(assetKey, number, changes)
+    async def patch_revision(
+        assetKey: str, revisionNumber: str, body: AssetVersionPatchRequest | None = None
+    ) -> Response:
+        changes = {} if body is None else body.present()
+        state.release.patch_revision(assetKey, _revision_number(revisionNumber), changes)
         return Response(status_code=204)
 
     @endpoint("GET", RELEASE_NOTES_ROUTE, "OS-APPS-40001")
@@ -170,17 +175,9 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
     # Builds -------------------------------------------------------------------------------------------
 
     @endpoint("POST", BUILDS_ROUTE, "OS-BLD-40001")
-    async def start_build(request: Request) -> Response:
-        body = await json_body(request, "OS-BLD-40001", required=True)
-        values = validate_body(
-            body,
-            BUILD_FIELDS,
-            "OS-BLD-40001",
-            schema_name="BuildOperationDetails",
-            required=("assetKey", "assetRevision"),
-        )
-        build_type = values.get("buildType", "Debug")
-        started = state.release.start_build(values["assetKey"], values["assetRevision"], build_type)
+    async def start_build(body: BuildOperationDetails) -> Response:
+        values = body.present()
+        started = state.release.start_build(values["assetKey"], body.assetRevision, body.buildType)
         return JSONResponse(started, status_code=201)
 
     @endpoint("GET", BUILDS_ROUTE, "OS-BLD-40001")
@@ -206,35 +203,21 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
     # Deployment and publish operations ----------------------------------------------------------------
 
     @endpoint("POST", DEPLOYMENTS_ROUTE, "OS-DPL-40001")
-    async def start_deployment(request: Request) -> Response:
-        body = await json_body(request, "OS-DPL-40001", required=True)
-        values = validate_body(
-            body,
-            DEPLOYMENT_FIELDS,
-            "OS-DPL-40001",
-            schema_name="DeploymentOperationRequest",
-            required=("operation", "environmentKey"),
-        )
+    async def start_deployment(body: DeploymentOperationRequest) -> Response:
+        values = body.present()
         started = state.release.start_deployment_operation(
-            values["operation"],
+            body.operation,
             values["environmentKey"],
             asset_key=values.get("assetKey"),
             build_key=values.get("buildKey"),
-            revision=values.get("revision"),
+            revision=body.revision,
         )
         return JSONResponse(started, status_code=201)
 
     @endpoint("POST", PUBLISHES_ROUTE, "OS-PUB-40001")
-    async def start_publish(request: Request) -> Response:
-        body = await json_body(request, "OS-PUB-40001", required=False)
-        values = validate_body(
-            body,
-            PUBLISH_FIELDS,
-            "OS-PUB-40001",
-            schema_name="PublishOperationRequest",
-            required=("operation", "assetKey", "revision"),
-        )
-        started = state.release.start_publish(values["assetKey"], values["revision"], values.get("environmentKey"))
+    async def start_publish(body: PublishOperationRequest) -> Response:
+        values = body.present()
+        started = state.release.start_publish(values["assetKey"], body.revision, values.get("environmentKey"))
         return JSONResponse(started, status_code=201)
 
     def list_operations(request: Request, family: str) -> Response:

@@ -1,4 +1,4 @@
-"""HTTP helpers shared by the emulator's route modules: ProblemDetails bodies, query parameters, JSON bodies.
+"""HTTP helpers shared by the emulator's route modules: the guarded route, ProblemDetails, query parameters.
 
 ASP.NET Core conventions (the ODC services are .NET): validation problems carry an ``errors`` map and the
 title "One or more validation errors occurred."; ODC adds ``traceId`` and ``errorCode`` to every problem.
@@ -6,23 +6,25 @@ title "One or more validation errors occurred."; ODC adds ``traceId`` and ``erro
 
 from __future__ import annotations
 
-import json
+import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from airflow_provider_odc.emulator.seed import parse_timestamp
-from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALIDATION_TITLE, ApiError
+from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALIDATION_TITLE, ApiError, problem_errors
 
 CONTROL_PREFIX = "/_emulator"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-JSON_MEDIA_TYPES = ("application/json",)
 
 # ``guard(request, route template)``: a Response means "answer this instead" (fault, 429, 401).
 Guard = Callable[[Request, str], Awaitable[Response | None]]
@@ -138,34 +140,80 @@ def page_without_totals(items: list[Any], limit: int, offset: int) -> dict[str, 
     return {"page": page, "results": results}
 
 
-def make_endpoint(app: FastAPI, guard: Guard) -> Callable[[str, str, str], Callable[[Handler], Handler]]:
-    """An ``endpoint(method, template, error_code)`` decorator registering API routes on ``app``.
+class OdcRoute(APIRoute):
+    """An ODC API route: the guard (call count, faults, rate limits, bearer auth) answers first, as a gateway
+    does, before FastAPI parses anything; errors then become ProblemDetails with the route's ``error_code``."""
 
-    The route runs ``guard`` (faults, ODC's rate limits for ``method template``, auth), returns its refusal if
-    any, else ``handler(request, **path_params)``; ``QueryError`` becomes a validation problem with
-    ``error_code`` and ``ApiError`` its own problem.
-    """
+    guard: Guard
+    error_code: str
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        parse_and_handle = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            denied = await self.guard(request, self.path_format)
+            if denied is not None:
+                return denied
+            if self.body_field is not None and (await request.body()).strip():
+                media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media_type != "application/json" and not re.fullmatch(r"application/[^/]+\+json", media_type):
+                    detail = f"Unsupported media type '{media_type}': send application/json."
+                    raise ApiError(415, detail, self.error_code)
+            return await parse_and_handle(request)
+
+        return guarded
+
+
+def make_endpoint(app: FastAPI, guard: Guard) -> Callable[[str, str, str], Callable[[Handler], Handler]]:
+    """An ``endpoint(method, template, error_code)`` decorator registering ``OdcRoute`` API routes on ``app``."""
 
     def endpoint(method: str, template: str, error_code: str) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
-            async def route(request: Request) -> Response:
-                denied = await guard(request, template)
-                if denied is not None:
-                    return denied
-                try:
-                    return await handler(request, **request.path_params)
-                except QueryError as error:
-                    return validation_problem(request, error, error_code)
-                except ApiError as error:
-                    return api_error_response(request, error)
-
-            route.__name__ = handler.__name__
-            app.add_api_route(template, route, methods=[method])
+            app.router.add_api_route(template, handler, methods=[method], route_class_override=OdcRoute)
+            route = app.router.routes[-1]
+            assert isinstance(route, OdcRoute)
+            route.guard, route.error_code = guard, error_code
             return handler
 
         return decorate
 
     return endpoint
+
+
+def _route_error_code(request: Request) -> str:
+    route = request.scope.get("route")
+    return route.error_code if isinstance(route, OdcRoute) else "OS-GATEWAY-40001"
+
+
+def _body_schema(request: Request) -> str:
+    """The name of the route's body model (``AssetVersionPatchRequest`` also for ``... | None``)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    annotation = None if body is None else body.field_info.annotation
+    models = [t for t in (annotation, *get_args(annotation)) if isinstance(t, type) and issubclass(t, BaseModel)]
+    return models[0].__name__ if models else "the request body"
+
+
+def add_problem_handlers(app: FastAPI) -> None:
+    """The one place where request errors become ODC ProblemDetails (ASP.NET Core style)."""
+
+    async def api_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ApiError)
+        return api_error_response(request, error)
+
+    async def query_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, QueryError)
+        return validation_problem(request, error, _route_error_code(request))
+
+    async def invalid_request(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = problem_errors(error.errors(), _body_schema(request))
+        first = next(iter(errors.values()))[0]
+        problem = ApiError(400, first, _route_error_code(request), errors=errors, title=VALIDATION_TITLE)
+        return api_error_response(request, problem)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(QueryError, query_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
 
 # Query parameters --------------------------------------------------------------------------------------
@@ -260,31 +308,3 @@ def _date_param(request: Request, name: str) -> datetime | None:
         return parse_timestamp(raw)
     except ValueError:
         raise QueryError(name, f"The value '{raw}' is not a valid date-time.") from None
-
-
-# JSON bodies -------------------------------------------------------------------------------------------
-
-
-async def json_body(request: Request, error_code: str, *, required: bool) -> Any:
-    """The parsed JSON body; 415 for another media type, 400 for bad JSON or a missing required body."""
-    raw = await request.body()
-    if not raw.strip():
-        if required:
-            raise ApiError(
-                400,
-                "A non-empty request body is required.",
-                error_code,
-                title=VALIDATION_TITLE,
-                errors={"$": ["A non-empty request body is required."]},
-            )
-        return {}
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in JSON_MEDIA_TYPES and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        raise ApiError(415, f"Unsupported media type '{media_type}': send application/json.", error_code)
-    try:
-        return json.loads(raw)
-    except ValueError as error:
-        message = f"The request body is not valid JSON: {error}"
-        raise ApiError(400, message, error_code, title=VALIDATION_TITLE, errors={"$": [message]}) from None
