@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import uuid
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,14 +29,15 @@ from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
-    _bool_param,
-    _guid_param,
-    _list_param,
-    _paging,
-    _sort,
+    GuidFilter,
+    Paging,
+    Sort,
+    StringList,
     add_problem_handlers,
+    boolean,
     make_endpoint,
     page_with_totals,
+    parsed,
     problem_response,
 )
 
@@ -114,6 +114,18 @@ def discovery_document(base_url: str, realm_path: str) -> dict[str, Any]:
 
 
 # Request log middleware --------------------------------------------------------------------------------
+
+
+class AssetQuery(Paging):
+    """``GET /assets``."""
+
+    nameContains: str | None = None
+    nameOrDescriptionContains: str | None = None
+    assetTypes: StringList = ()
+    assetKeys: StringList = ()
+    portfolioKeys: StringList = ()
+    isExternal: Annotated[bool | None, parsed(boolean("isExternal"))] = None
+    sort: Annotated[Sort, parsed(parse_sort)] = None
 
 
 class RecordingMiddleware:
@@ -297,21 +309,18 @@ def create_app(state: EmulatorState) -> FastAPI:
     endpoint = make_endpoint(app, guard_api)
 
     @endpoint("GET", ASSETS_ROUTE, "OS-APPS-40001")
-    async def list_assets(request: Request) -> Response:
-        limit, offset = _paging(request)
-        is_external = _bool_param(request, "isExternal")
-        sort = _sort(request, parse_sort)
+    async def list_assets(query: Annotated[AssetQuery, Query()]) -> Response:
         selected = query_assets(
             state.current_assets(),
-            name_contains=request.query_params.get("nameContains"),
-            name_or_description_contains=request.query_params.get("nameOrDescriptionContains"),
-            asset_types=_list_param(request, "assetTypes"),
-            asset_keys=_list_param(request, "assetKeys"),
-            portfolio_keys=_list_param(request, "portfolioKeys"),
-            is_external=is_external,
-            sort=sort,
+            name_contains=query.nameContains,
+            name_or_description_contains=query.nameOrDescriptionContains,
+            asset_types=list(query.assetTypes),
+            asset_keys=list(query.assetKeys),
+            portfolio_keys=list(query.portfolioKeys),
+            is_external=query.isExternal,
+            sort=query.sort,
         )
-        return JSONResponse(page_with_totals(selected, limit, offset))
+        return JSONResponse(page_with_totals(selected, query.limit, query.offset))
 
     @endpoint("GET", ASSET_ROUTE, "OS-APPS-40001")
     async def get_asset(request: Request, assetKey: str) -> Response:
@@ -320,12 +329,10 @@ def create_app(state: EmulatorState) -> FastAPI:
     # Portfolio ---------------------------------------------------------------------------------------
 
     @endpoint("GET", ENVIRONMENTS_ROUTE, "OS-PORTFOLIO-40001")
-    async def list_environments(request: Request) -> Response:
-        portfolio_key = _guid_param(request, "portfolioKey")
+    async def list_environments(portfolioKey: Annotated[GuidFilter, Query()] = None) -> Response:
         environments = sorted(state.environments, key=lambda environment: environment["order"])
-        if portfolio_key is not None:
-            wanted = uuid.UUID(portfolio_key)
-            environments = [e for e in environments if uuid.UUID(e["portfolioKey"]) == wanted]
+        if portfolioKey is not None:
+            environments = [e for e in environments if e["portfolioKey"].casefold() == portfolioKey]
         return JSONResponse({"results": environments})
 
     register_release_routes(app, state, guard_api)

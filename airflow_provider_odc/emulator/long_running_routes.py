@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import StrictBool, StrictStr
+from pydantic import BaseModel, StrictBool, StrictStr
 
 from airflow_provider_odc.emulator.long_running import MAX_BULK_RECORDS
 from airflow_provider_odc.emulator.state import EmulatorState
 from airflow_provider_odc.emulator.validation import INT32_MAX, NOT_NULL, ApiError, Guid, Int32, OdcBody, require
-from airflow_provider_odc.emulator.web import Guard, QueryError, _guid_param, make_endpoint
+from airflow_provider_odc.emulator.web import Guard, GuidFilter, QueryError, bounded_int, make_endpoint
 
 GENERATED_CODE_ROUTE = "/api/builds/v1/build-operations/{operationKey}/generated-code"
 DEPENDENCIES = "/api/dependency-management/v1"
@@ -85,34 +85,29 @@ class UserProfileCreateApiRequestBulkApiRequest(OdcBody):
 MESSAGES_DEFAULT_LIMIT = 50
 
 
-def _query(request: Request, name: str) -> str | None:
-    """A query parameter by case-insensitive name (ASP.NET binds ``Limit`` and ``limit`` alike)."""
-    wanted = name.casefold()
-    return next((value for key, value in request.query_params.items() if key.casefold() == wanted), None)
-
-
 def _bounded_int(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = _query(request, name)
-    if raw is None or raw == "":
-        return default
+    """A query parameter by case-insensitive name (ASP.NET binds ``Limit`` and ``limit`` alike; FastAPI's
+    binding is case-sensitive, so these few are read by hand)."""
+    wanted = name.casefold()
+    raw = next((value for key, value in request.query_params.items() if key.casefold() == wanted), "")
     try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not valid for {name}.") from None
-    if not minimum <= value <= maximum:
-        raise QueryError(name, f"The field {name} must be between {minimum} and {maximum}.")
-    return value
+        return default if raw == "" else bounded_int(name, minimum, maximum)(raw)
+    except ValueError as error:
+        raise QueryError(name, str(error)) from None
 
 
-def _native_scope(request: Request) -> tuple[str, str]:
+class NativeBuildScope(BaseModel):
     """``environmentKey`` and ``applicationKey``: optional in the spec, but the status and messages of a
     native build are scoped by them (the documented calls always pass both); without them: 400."""
-    environment_key = _guid_param(request, "environmentKey")
-    application_key = _guid_param(request, "applicationKey")
-    if environment_key is None or application_key is None:
-        missing = "environmentKey" if environment_key is None else "applicationKey"
-        raise QueryError(missing, f"The {missing} query parameter is required.")
-    return environment_key, application_key
+
+    environmentKey: GuidFilter = None
+    applicationKey: GuidFilter = None
+
+    def required(self) -> tuple[str, str]:
+        if self.environmentKey is None or self.applicationKey is None:
+            missing = "environmentKey" if self.environmentKey is None else "applicationKey"
+            raise QueryError(missing, f"The {missing} query parameter is required.")
+        return self.environmentKey, self.applicationKey
 
 
 def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guard) -> None:
@@ -123,11 +118,11 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
     # Generated code of a build ------------------------------------------------------------------------
 
     @endpoint("POST", GENERATED_CODE_ROUTE, "OS-BLD-40001")
-    async def start_generated_code(request: Request, operationKey: str) -> Response:
+    async def start_generated_code(operationKey: str) -> Response:
         return JSONResponse(state.jobs.start_generated_code(operationKey), status_code=201)
 
     @endpoint("GET", GENERATED_CODE_ROUTE, "OS-BLD-40001")
-    async def get_generated_code(request: Request, operationKey: str) -> Response:
+    async def get_generated_code(operationKey: str) -> Response:
         return JSONResponse(state.jobs.generated_code(operationKey))
 
     # Dependency management ----------------------------------------------------------------------------
@@ -142,7 +137,7 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         return JSONResponse({"analysisKey": key}, status_code=201)
 
     @endpoint("GET", DEPLOYMENT_ANALYSIS_ROUTE, "OS-DEPM-40001")
-    async def get_deployment_analysis(request: Request, analysisKey: str) -> Response:
+    async def get_deployment_analysis(analysisKey: str) -> Response:
         return JSONResponse(state.jobs.analysis("deployment_analysis", analysisKey))
 
     @endpoint("POST", DELETION_ANALYSES_ROUTE, "OS-DEPM-40001")
@@ -153,7 +148,7 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         return JSONResponse({"analysisKey": key}, status_code=201)
 
     @endpoint("GET", DELETION_ANALYSIS_ROUTE, "OS-DEPM-40001")
-    async def get_deletion_analysis(request: Request, analysisKey: str) -> Response:
+    async def get_deletion_analysis(analysisKey: str) -> Response:
         return JSONResponse(state.jobs.analysis("deletion_analysis", analysisKey))
 
     # Code quality -------------------------------------------------------------------------------------
@@ -182,11 +177,11 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         return JSONResponse({"operationKey": key}, status_code=201)
 
     @endpoint("GET", LIBRARY_ROUTE, "OS-ELG-40001")
-    async def get_library_generation(request: Request, operationKey: str) -> Response:
+    async def get_library_generation(operationKey: str) -> Response:
         return JSONResponse(state.jobs.library_generation(operationKey))
 
     @endpoint("GET", LIBRARY_LOG_ROUTE, "OS-ELG-40001")
-    async def get_library_generation_log(request: Request, operationKey: str) -> Response:
+    async def get_library_generation_log(operationKey: str) -> Response:
         return JSONResponse(state.jobs.library_generation_log(operationKey))
 
     # Native mobile builds -----------------------------------------------------------------------------
@@ -196,15 +191,17 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         return JSONResponse(state.jobs.start_native_build(body.present()), status_code=201)
 
     @endpoint("GET", NATIVE_BUILD_ROUTE, "OS-NABS-40001")
-    async def get_native_build(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.jobs.native_build(operationKey, *_native_scope(request)))
+    async def get_native_build(operationKey: str, scope: Annotated[NativeBuildScope, Query()]) -> Response:
+        return JSONResponse(state.jobs.native_build(operationKey, *scope.required()))
 
     @endpoint("GET", NATIVE_BUILD_LOG_ROUTE, "OS-NABS-40001")
-    async def get_native_build_log(request: Request, operationKey: str) -> Response:
-        scope = _native_scope(request)
+    async def get_native_build_log(
+        request: Request, operationKey: str, scope: Annotated[NativeBuildScope, Query()]
+    ) -> Response:
+        keys = scope.required()
         limit = _bounded_int(request, "limit", MESSAGES_DEFAULT_LIMIT, 1, 1000)
         offset = _bounded_int(request, "offset", 0, 0, INT32_MAX)
-        messages = state.jobs.native_build_log(operationKey, *scope)
+        messages = state.jobs.native_build_log(operationKey, *keys)
         results = messages[offset : offset + limit]
         page: dict[str, Any] = {"count": len(results), "limit": limit, "offset": offset}
         if offset + limit < len(messages):  # Int32PageInfo: nextPageOffset is not nullable, so absent at the end
@@ -221,5 +218,5 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
         return JSONResponse(state.jobs.start_bulk_users([record.present() for record in body.records]), status_code=202)
 
     @endpoint("GET", BULK_USER_ROUTE, "OS-IDENTITY-40001")
-    async def get_bulk_users(request: Request, key: str) -> Response:
+    async def get_bulk_users(key: str) -> Response:
         return JSONResponse(state.jobs.bulk_users(key))

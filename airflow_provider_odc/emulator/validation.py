@@ -87,6 +87,8 @@ def _message(error: dict[str, Any], name: str, schema: str) -> str:
         return f"The {name} field is required."
     if given is None:
         return f"The {name} field does not accept null."
+    if kind == "value_error":  # a query parser's (or NOT_NULL's) own words
+        return str(error.get("ctx", {}).get("error", error["msg"]))
     if kind == "literal_error":
         return f"The value {given!r} is not valid for {name}. Allowed: {error['ctx']['expected']}."
     target = next((text for prefix, text in CONVERSIONS.items() if kind.startswith(prefix)), None)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from airflow_provider_odc.emulator.seed import parse_timestamp
 from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALIDATION_TITLE, ApiError, problem_errors
@@ -217,94 +217,92 @@ def add_problem_handlers(app: FastAPI) -> None:
 
 
 # Query parameters --------------------------------------------------------------------------------------
+#
+# Each list endpoint takes a pydantic query model (``Annotated[Model, Query()]``): FastAPI binds the query
+# string to it, the fields' parsers raise ``ValueError`` with ASP.NET's wording, and the validation handler
+# puts that text in the problem's ``errors`` map under the parameter's name. Unknown parameters are ignored.
 
 
-def _int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not valid for {name}.") from None
-    if not minimum <= value <= maximum:
-        raise QueryError(name, f"The field {name} must be between {minimum} and {maximum}.")
-    return value
+def parsed(parse: Callable[[str], Any], default: Any = None) -> BeforeValidator:
+    """Parse the raw value with ``parse``; an empty one (``?limit=``) means ``default``."""
+
+    def check(raw: Any) -> Any:
+        if isinstance(raw, list):  # FastAPI collects every ``?sort=`` for a list-typed result: the last one counts
+            raw = raw[-1] if raw else ""
+        return default if raw == "" else parse(raw)
+
+    return BeforeValidator(check)
 
 
-def _paging(request: Request, default_limit: int = 100) -> tuple[int, int]:
-    return _int_param(request, "limit", default_limit, 1, 1000), _int_param(request, "offset", 0, 0, INT32_MAX)
-
-
-def _sort(request: Request, parse: Callable[[str], list[tuple[str, bool]]]) -> list[tuple[str, bool]] | None:
-    raw = request.query_params.get("sort")
-    if not raw:
-        return None
-    try:
-        return parse(raw)
-    except ValueError as error:
-        raise QueryError("sort", str(error)) from None
-
-
-def _list_param(request: Request, name: str) -> list[str]:
+def listed(parse: Callable[[str], Any] | None = None) -> BeforeValidator:
     """Arrays arrive as repeated keys (``?a=x&a=y``) or comma-separated (``?a=x,y``); accept both."""
-    values: list[str] = []
-    for raw in request.query_params.getlist(name):
-        values.extend(part.strip() for part in raw.split(",") if part.strip())
-    return values
+
+    def split(raws: list[str]) -> list[Any]:
+        values = [part.strip() for raw in raws for part in raw.split(",") if part.strip()]
+        return values if parse is None else [parse(value) for value in values]
+
+    return BeforeValidator(split)
 
 
-def _bool_param(request: Request, name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    raise QueryError(name, f"The value '{raw}' is not valid for {name}.")
+def bounded_int(name: str, minimum: int = INT32_MIN, maximum: int = INT32_MAX) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"The value '{raw}' is not valid for {name}.") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"The field {name} must be between {minimum} and {maximum}.")
+        return value
+
+    return parse
 
 
-def _int_param_or_none(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    return _int_param(request, name, 0, INT32_MIN, INT32_MAX)
+def boolean(name: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ValueError(f"The value '{raw}' is not valid for {name}.")
+
+    return parse
 
 
-def _guid_param(request: Request, name: str) -> str | None:
-    """A GUID filter, canonical (lower-case, hyphenated), or ``None`` when absent."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
+def guid(raw: str) -> str:
+    """A GUID, canonical (lower-case, hyphenated)."""
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not a valid GUID.") from None
+        raise ValueError(f"The value '{raw}' is not a valid GUID.") from None
 
 
-def _guid_list_param(request: Request, name: str) -> list[str]:
-    values = []
-    for raw in _list_param(request, name):
-        try:
-            values.append(str(uuid.UUID(raw)))
-        except ValueError:
-            raise QueryError(name, f"The value '{raw}' is not a valid GUID.") from None
-    return values
+def one_of(name: str, allowed: Iterable[str]) -> Callable[[str], str]:
+    choices = tuple(allowed)
+
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"The value '{raw}' is not valid for {name}. Allowed: {', '.join(choices)}.")
+        return raw
+
+    return parse
 
 
-def _enum_param(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw not in allowed:
-        raise QueryError(name, f"The value '{raw}' is not valid for {name}. Allowed: {', '.join(allowed)}.")
-    return raw
-
-
-def _date_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
+def date_time(raw: str) -> datetime:
     try:
         return parse_timestamp(raw)
     except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not a valid date-time.") from None
+        raise ValueError(f"The value '{raw}' is not a valid date-time.") from None
+
+
+Limit = Annotated[int, parsed(bounded_int("limit", 1, 1000), 100)]
+Offset = Annotated[int, parsed(bounded_int("offset", 0), 0)]
+GuidFilter = Annotated[str | None, parsed(guid)]
+DateFilter = Annotated[datetime | None, parsed(date_time)]
+Sort = list[tuple[str, bool]] | None
+StringList = Annotated[tuple[str, ...], listed()]
+GuidList = Annotated[tuple[str, ...], listed(guid)]
+
+
+class Paging(BaseModel):
+    """``limit`` (1..1000, default 100) and ``offset`` of the pages with totals."""
+
+    limit: Limit = 100
+    offset: Offset = 0
