@@ -118,7 +118,10 @@ def _route(state: EmulatorState, control: Control) -> Callable[[Request], Any]:
             else:
                 arguments = {}
             result = function(**arguments)
-        except (ValueError, ValidationError) as error:  # pydantic's ValidationError is a ValueError too
+        except ValidationError as error:  # a model (Fault, RequestLogQuery) refused a field
+            problems = (f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())
+            return JSONResponse({"error": "; ".join(problems)}, status_code=400)
+        except ValueError as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse(control.answer(state, result))
 
@@ -138,16 +141,17 @@ class in_process(Generic[P, R]):
     """
 
     def __init__(self, method: Callable[Concatenate[Any, P], R], part: str | None = None) -> None:
+        self.method = method
         self.target = method.__name__ if part is None else f"{part}.{method.__name__}"
         self.__doc__ = method.__doc__
 
     @overload
-    def __get__(self, emulator: None, owner: type[Any] | None = None) -> in_process[P, R]: ...
+    def __get__(self, emulator: None, owner: type[Any] | None = None) -> Callable[Concatenate[Any, P], R]: ...
 
     @overload
     def __get__(self, emulator: HasState, owner: type[Any] | None = None) -> Callable[P, R]: ...
 
     def __get__(self, emulator: HasState | None, owner: type[Any] | None = None) -> Any:
-        if emulator is None:  # on the class itself (help(), autodoc): the descriptor
-            return self
+        if emulator is None:  # on the class itself (help(), autodoc): the state's method, with its signature
+            return self.method
         return attrgetter(self.target)(emulator.state)

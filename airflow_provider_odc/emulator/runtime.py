@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from airflow_provider_odc.emulator.rate_limits import DEFAULT_DOMAIN_LIMIT, DEFAULT_POST_LIMIT
 
@@ -38,6 +40,74 @@ class EmulatorConfig:
     post_limit_per_minute: int | None = DEFAULT_POST_LIMIT
     domain_limit_per_minute: int | None = DEFAULT_DOMAIN_LIMIT
     rate_limit_retry_after: str | int | None = None
+
+
+Seconds = Annotated[float, Field(ge=0, le=86400)]
+Strict = ConfigDict(strict=True, extra="forbid")
+SECONDS: TypeAdapter[float] = TypeAdapter(Seconds, config=ConfigDict(strict=True))
+
+
+class BuildDurations(BaseModel):
+    model_config = Strict
+
+    pending: Seconds | None = None
+    running: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _names_a_phase(self) -> BuildDurations:
+        if not self.model_fields_set:
+            raise ValueError('build_durations must be an object like {"pending": 0.5, "running": 1.5}')
+        return self
+
+
+class Discovery(BaseModel):
+    model_config = Strict
+
+    mode: Literal["normal", "not_json", "missing_token_endpoint", "override"] = "normal"
+    document: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _override_needs_a_document(self) -> Discovery:
+        if (self.mode == "override") != (self.document is not None):
+            raise ValueError("discovery.document (an object) goes with mode 'override', and only with it")
+        return self
+
+
+class ConfigChange(BaseModel):
+    """What ``configure`` may change, checked as given (no JSON type is coerced). For the fields whose
+    ``None`` means something (no redirect, no limit, no Retry-After), a field set to ``None`` is a change."""
+
+    model_config = Strict
+
+    token_lifetime: Annotated[int, Field(ge=1)] | None = None
+    client_secret: Annotated[str, Field(min_length=1)] | None = None
+    discovery: Discovery | None = None
+    token_redirect_to: Annotated[str, Field(min_length=1)] | None = None
+    clock_offset: float | None = None
+    build_durations: BuildDurations | None = None
+    operation_duration: Seconds | None = None
+    rate_limits: bool | None = None
+    post_limit_per_minute: Annotated[int, Field(ge=1)] | None = None
+    domain_limit_per_minute: Annotated[int, Field(ge=1)] | None = None
+    rate_limit_retry_after: Literal["auto"] | Annotated[int, Field(ge=0)] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The ``EmulatorConfig`` fields to replace."""
+        found: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            if value is None and name not in NONE_IS_A_VALUE:
+                continue
+            if isinstance(value, Discovery):
+                found.update(discovery_mode=value.mode, discovery_document=value.document)
+            elif isinstance(value, BuildDurations):
+                found.update({f"build_{phase}": seconds for phase, seconds in value if seconds is not None})
+            else:
+                found[name] = float(value) if name == "clock_offset" else value
+        return found
+
+
+NONE_IS_A_VALUE = {"token_redirect_to", "post_limit_per_minute", "domain_limit_per_minute", "rate_limit_retry_after"}
 
 
 class Runtime:

@@ -16,22 +16,20 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import jwt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
 from airflow_provider_odc.emulator.long_running import LongRunningJobs
 from airflow_provider_odc.emulator.release import OPERATION_KINDS, ReleaseLifecycle
-from airflow_provider_odc.emulator.runtime import EmulatorConfig, Runtime
+from airflow_provider_odc.emulator.runtime import SECONDS, ConfigChange, EmulatorConfig, Runtime
 from airflow_provider_odc.emulator.seed import build_seed
 
 DEFAULT_CLIENT_ID = "odc-emulator-client"
 DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
 TOKEN_SCOPE = "profile email"
-FAULT_TARGETS = ("api", "token", "discovery", "any")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-DISCOVERY_MODES = ("normal", "not_json", "missing_token_endpoint", "override")
 REQUEST_LOG_SIZE = 1000
 UNSET: Any = object()
 # PyJWT checks the signature and that a jti is present; lifetime and revocation are the emulator's own.
@@ -43,22 +41,36 @@ def generate_client_secret() -> str:
     return secrets.token_urlsafe(24) + "+/=&"
 
 
-@dataclass(frozen=True)
-class Fault:
+def _upper(method: Any) -> Any:
+    return method.upper() if isinstance(method, str) else method
+
+
+class Fault(BaseModel):
     """One injected misbehaviour: answer ``status`` (or just wait ``latency`` s) for ``count`` requests.
 
     ``drop_response``: process the request as usual, then cut the connection after the status line and
-    headers, so the client never reads the body: a POST ODC accepted whose answer was lost.
+    headers, so the client never reads the body: a POST ODC accepted whose answer was lost. Validated as
+    given (no JSON type is coerced), in-process and over ``/_emulator/faults`` alike.
     """
 
-    target: str
-    status: int | None
-    count: int
-    retry_after: str | None
-    latency: float
-    path_prefix: str | None
-    method: str | None = None
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    target: Literal["api", "token", "discovery", "any"] = "api"
+    status: Annotated[int, Field(ge=400, le=599)] | None = None
+    count: Annotated[int, Field(ge=1)] = 1
+    retry_after: Annotated[str | None, BeforeValidator(lambda v: str(v) if type(v) is int else v)] = None
+    latency: Annotated[float, Field(ge=0)] = 0.0
+    path_prefix: str | None = None
+    method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"] | None, BeforeValidator(_upper)] = None
     drop_response: bool = False
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Fault:
+        if self.drop_response and self.status is not None:
+            raise ValueError("drop_response processes the request: it takes no status")
+        if self.status is None and self.latency == 0 and not self.drop_response:
+            raise ValueError("a fault needs a status, a latency, drop_response, or a combination")
+        return self
 
     def matches(self, kind: str, path: str, method: str | None = None) -> bool:
         """Whether a request of ``kind`` (api/token/discovery) on ``path`` with ``method`` is affected."""
@@ -69,16 +81,7 @@ class Fault:
         return self.path_prefix is None or path.startswith(self.path_prefix)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "status": self.status,
-            "count": self.count,
-            "retry_after": self.retry_after,
-            "latency": self.latency,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "drop_response": self.drop_response,
-        }
+        return self.model_dump()
 
 
 @dataclass
@@ -124,33 +127,6 @@ class _Counters:
     connections: set[tuple[str, int]] = field(default_factory=set)
 
 
-def _duration(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
-        raise ValueError(f"{name} must be a number of seconds between 0 and 86400")
-    return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1")
-    return value
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false")
-    return value
-
-
-def _retry_after_setting(value: Any) -> str | int | None:
-    """``None`` (no header), ``"auto"`` or whole seconds >= 0."""
-    if value is None or value == "auto":
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError('rate_limit_retry_after must be null (no header), "auto" or an integer >= 0')
-
-
 class EmulatorState:
     """Credentials, tokens, counters, faults, config and clock; the release lifecycle (``release``) and the other
     long-running jobs (``jobs``) are its parts, sharing its ``Runtime``. The seed is served without locking."""
@@ -178,8 +154,9 @@ class EmulatorState:
             EmulatorConfig(
                 token_lifetime=token_lifetime,
                 client_secret=client_secret or generate_client_secret(),
-                rate_limits=_flag("rate_limits", rate_limits),
-                rate_limit_retry_after=_retry_after_setting(rate_limit_retry_after),
+                **ConfigChange.model_validate(
+                    {"rate_limits": rate_limits, "rate_limit_retry_after": rate_limit_retry_after}
+                ).changes(),
             )
         )
         self._lock = self._runtime.lock
@@ -219,7 +196,7 @@ class EmulatorState:
 
     def advance(self, seconds: float) -> float:
         """Make ``seconds`` pass on the emulator clock at once (tokens, operations, rate windows); new offset."""
-        step = _duration("seconds", seconds)
+        step: float = SECONDS.validate_python(seconds)
         with self._lock:
             config = self._runtime.config
             self._runtime.config = replace(config, clock_offset=config.clock_offset + step)
@@ -270,61 +247,11 @@ class EmulatorState:
         100) change those limits, ``None`` lifts them. ``rate_limit_retry_after`` is ``None`` (no header, as
         ODC documents none), ``"auto"`` (seconds until a slot frees) or a fixed number of seconds.
         """
-        changes: dict[str, Any] = {}
-        if token_lifetime is not None:
-            changes["token_lifetime"] = _positive_int("token_lifetime", token_lifetime)
-        if client_secret is not None:
-            if not isinstance(client_secret, str) or not client_secret:
-                raise ValueError("client_secret must be a non-empty string")
-            changes["client_secret"] = client_secret
-        if discovery is not None:
-            changes.update(self._validate_discovery(discovery))
-        if token_redirect_to is not UNSET:
-            if token_redirect_to is not None and (not isinstance(token_redirect_to, str) or not token_redirect_to):
-                raise ValueError("token_redirect_to must be a URL string or null")
-            changes["token_redirect_to"] = token_redirect_to
-        if clock_offset is not None:
-            if isinstance(clock_offset, bool) or not isinstance(clock_offset, (int, float)):
-                raise ValueError("clock_offset must be a number of seconds")
-            changes["clock_offset"] = float(clock_offset)
-        if build_durations is not None:
-            if (
-                not isinstance(build_durations, dict)
-                or not build_durations
-                or set(build_durations) - {"pending", "running"}
-            ):
-                raise ValueError('build_durations must be an object like {"pending": 0.5, "running": 1.5}')
-            for phase, value in build_durations.items():
-                changes[f"build_{phase}"] = _duration(f"build_durations.{phase}", value)
-        if operation_duration is not None:
-            changes["operation_duration"] = _duration("operation_duration", operation_duration)
-        if rate_limits is not None:
-            changes["rate_limits"] = _flag("rate_limits", rate_limits)
-        for name, limit in (
-            ("post_limit_per_minute", post_limit_per_minute),
-            ("domain_limit_per_minute", domain_limit_per_minute),
-        ):
-            if limit is not UNSET:
-                if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-                    raise ValueError(f"{name} must be an integer >= 1 or null (no limit)")
-                changes[name] = limit
-        if rate_limit_retry_after is not UNSET:
-            changes["rate_limit_retry_after"] = _retry_after_setting(rate_limit_retry_after)
+        given = {name: value for name, value in locals().items() if name in ConfigChange.model_fields}
+        changes = ConfigChange(**{name: value for name, value in given.items() if value is not UNSET}).changes()
         with self._lock:
             self._runtime.config = replace(self._runtime.config, **changes)
         return self.config_view()
-
-    @staticmethod
-    def _validate_discovery(discovery: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(discovery, dict) or set(discovery) - {"mode", "document"}:
-            raise ValueError('discovery must be an object {"mode": ..., "document": ...}')
-        mode = discovery.get("mode", "normal")
-        if mode not in DISCOVERY_MODES:
-            raise ValueError(f"discovery.mode must be one of {', '.join(DISCOVERY_MODES)}")
-        document = discovery.get("document")
-        if mode == "override" and not isinstance(document, dict):
-            raise ValueError("discovery.document (an object) is required with mode 'override'")
-        return {"discovery_mode": mode, "discovery_document": document if mode == "override" else None}
 
     # Credentials and tokens --------------------------------------------------------------------------
 
@@ -413,35 +340,14 @@ class EmulatorState:
         drop_response: bool = False,
     ) -> Fault:
         """Queue a fault for the next ``count`` matching requests (FIFO among faults that match)."""
-        if target not in FAULT_TARGETS:
-            raise ValueError(f"target must be one of {', '.join(FAULT_TARGETS)}")
-        if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
-            raise ValueError("status must be an integer HTTP status or null")
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError("status must be between 400 and 599")
-        _positive_int("count", count)
-        if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
-            raise ValueError("latency must be a number of seconds >= 0")
-        if not isinstance(drop_response, bool):
-            raise ValueError("drop_response must be true or false")
-        if drop_response and status is not None:
-            raise ValueError("drop_response processes the request: it takes no status")
-        if status is None and latency == 0 and not drop_response:
-            raise ValueError("a fault needs a status, a latency, drop_response, or a combination")
-        if method is not None and (not isinstance(method, str) or method.upper() not in HTTP_METHODS):
-            raise ValueError(f"method must be one of {', '.join(HTTP_METHODS)} or null")
-        if retry_after is not None and not isinstance(retry_after, (str, int)):
-            raise ValueError("retry_after must be a string (seconds or HTTP-date), an integer or null")
-        if path_prefix is not None and not isinstance(path_prefix, str):
-            raise ValueError("path_prefix must be a string or null")
         fault = Fault(
-            target=target,
+            target=target,  # type: ignore[arg-type]  # checked by the model
             status=status,
             count=count,
-            retry_after=None if retry_after is None else str(retry_after),
-            latency=float(latency),
+            retry_after=retry_after,  # type: ignore[arg-type]  # an int becomes its text
+            latency=latency,
             path_prefix=path_prefix,
-            method=None if method is None else method.upper(),
+            method=method,  # type: ignore[arg-type]  # checked (upper-cased) by the model
             drop_response=drop_response,
         )
         with self._lock:
