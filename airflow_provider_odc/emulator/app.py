@@ -14,31 +14,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
-import uuid
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from airflow_provider_odc.emulator.controls import register_controls
 from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
-from airflow_provider_odc.emulator.release_routes import register_control_routes, register_release_routes
+from airflow_provider_odc.emulator.release_routes import register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
-    QueryError,
-    _bool_param,
-    _guid_param,
-    _int_param,
-    _list_param,
-    _paging,
-    _sort,
+    GuidFilter,
+    Paging,
+    Sort,
+    StringList,
+    add_problem_handlers,
+    boolean,
     make_endpoint,
     page_with_totals,
+    parsed,
     problem_response,
 )
 
@@ -54,10 +53,6 @@ NOT_JSON_PAGE = (
     "<!DOCTYPE html><html><head><title>Sign in</title></head>"
     "<body><p>This is not the OpenID configuration you are looking for.</p></body></html>"
 )
-
-
-class ControlError(ValueError):
-    """A bad ``/_emulator`` request body."""
 
 
 # Responses ---------------------------------------------------------------------------------------------
@@ -121,6 +116,18 @@ def discovery_document(base_url: str, realm_path: str) -> dict[str, Any]:
 # Request log middleware --------------------------------------------------------------------------------
 
 
+class AssetQuery(Paging):
+    """``GET /assets``."""
+
+    nameContains: str | None = None
+    nameOrDescriptionContains: str | None = None
+    assetTypes: StringList = ()
+    assetKeys: StringList = ()
+    portfolioKeys: StringList = ()
+    isExternal: Annotated[bool | None, parsed(boolean("isExternal"))] = None
+    sort: Annotated[Sort, parsed(parse_sort)] = None
+
+
 class RecordingMiddleware:
     """Logs every non-control request (without secrets) and the TCP connection it arrived on."""
 
@@ -162,6 +169,7 @@ def create_app(state: EmulatorState) -> FastAPI:
     app = FastAPI(title="ODC emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = state
     app.add_middleware(RecordingMiddleware, state=state)
+    add_problem_handlers(app)
 
     async def serve_fault(request: Request, kind: str) -> Fault | None:
         fault = state.take_fault(kind, request.url.path, request.method)
@@ -191,7 +199,7 @@ def create_app(state: EmulatorState) -> FastAPI:
                 f"OS-GATEWAY-{fault.status}01",
                 headers=headers,
             )
-        limited, retry_after = state.check_rate(request.method, template)
+        limited, retry_after = state.release.check_rate(request.method, template)
         if limited:
             detail = "Rate limit exceeded: too many requests to this API. Try again later."
             headers = {} if retry_after is None else {"Retry-After": retry_after}
@@ -301,35 +309,30 @@ def create_app(state: EmulatorState) -> FastAPI:
     endpoint = make_endpoint(app, guard_api)
 
     @endpoint("GET", ASSETS_ROUTE, "OS-APPS-40001")
-    async def list_assets(request: Request) -> Response:
-        limit, offset = _paging(request)
-        is_external = _bool_param(request, "isExternal")
-        sort = _sort(request, parse_sort)
+    async def list_assets(query: Annotated[AssetQuery, Query()]) -> Response:
         selected = query_assets(
             state.current_assets(),
-            name_contains=request.query_params.get("nameContains"),
-            name_or_description_contains=request.query_params.get("nameOrDescriptionContains"),
-            asset_types=_list_param(request, "assetTypes"),
-            asset_keys=_list_param(request, "assetKeys"),
-            portfolio_keys=_list_param(request, "portfolioKeys"),
-            is_external=is_external,
-            sort=sort,
+            name_contains=query.nameContains,
+            name_or_description_contains=query.nameOrDescriptionContains,
+            asset_types=list(query.assetTypes),
+            asset_keys=list(query.assetKeys),
+            portfolio_keys=list(query.portfolioKeys),
+            is_external=query.isExternal,
+            sort=query.sort,
         )
-        return JSONResponse(page_with_totals(selected, limit, offset))
+        return JSONResponse(page_with_totals(selected, query.limit, query.offset))
 
     @endpoint("GET", ASSET_ROUTE, "OS-APPS-40001")
     async def get_asset(request: Request, assetKey: str) -> Response:
-        return JSONResponse(state.latest_revision(assetKey))
+        return JSONResponse(state.release.latest_revision(assetKey))
 
     # Portfolio ---------------------------------------------------------------------------------------
 
     @endpoint("GET", ENVIRONMENTS_ROUTE, "OS-PORTFOLIO-40001")
-    async def list_environments(request: Request) -> Response:
-        portfolio_key = _guid_param(request, "portfolioKey")
+    async def list_environments(portfolioKey: Annotated[GuidFilter, Query()] = None) -> Response:
         environments = sorted(state.environments, key=lambda environment: environment["order"])
-        if portfolio_key is not None:
-            wanted = uuid.UUID(portfolio_key)
-            environments = [e for e in environments if uuid.UUID(e["portfolioKey"]) == wanted]
+        if portfolioKey is not None:
+            environments = [e for e in environments if e["portfolioKey"].casefold() == portfolioKey]
         return JSONResponse({"results": environments})
 
     register_release_routes(app, state, guard_api)
@@ -343,86 +346,5 @@ def create_app(state: EmulatorState) -> FastAPI:
         detail = f"The ODC emulator does not implement {request.method} {request.url.path}."
         return problem_response(request, 404, detail, "OS-GATEWAY-40401")
 
-    # Test controls (no auth; loopback only) ----------------------------------------------------------
-
-    async def json_object(request: Request, allowed: set[str]) -> dict[str, Any]:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            raise ControlError("The body must be a JSON object.") from None
-        if not isinstance(body, dict):
-            raise ControlError("The body must be a JSON object.")
-        unknown = set(body) - allowed
-        if unknown:
-            raise ControlError(f"Unknown field(s): {', '.join(sorted(unknown))}. Allowed: {', '.join(sorted(allowed))}")
-        return body
-
-    def control_error(error: ValueError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=400)
-
-    @app.get(f"{CONTROL_PREFIX}/stats")
-    async def control_stats() -> Response:
-        return JSONResponse(state.stats())
-
-    @app.post(f"{CONTROL_PREFIX}/reset")
-    async def control_reset() -> Response:
-        state.reset()
-        return JSONResponse({"reset": True})
-
-    @app.get(f"{CONTROL_PREFIX}/faults")
-    async def control_list_faults() -> Response:
-        return JSONResponse({"pending": state.pending_faults()})
-
-    @app.post(f"{CONTROL_PREFIX}/faults")
-    async def control_add_fault(request: Request) -> Response:
-        try:
-            allowed = {"target", "status", "count", "retry_after", "latency", "path_prefix", "method", "drop_response"}
-            body = await json_object(request, allowed)
-            fault = state.add_fault(**body)
-        except ValueError as error:
-            return control_error(error)
-        return JSONResponse({"fault": fault.as_dict(), "pending": state.pending_faults()})
-
-    @app.delete(f"{CONTROL_PREFIX}/faults")
-    async def control_clear_faults() -> Response:
-        state.clear_faults()
-        return JSONResponse({"pending": []})
-
-    @app.post(f"{CONTROL_PREFIX}/revoke")
-    async def control_revoke() -> Response:
-        return JSONResponse({"revoked": state.revoke_tokens()})
-
-    @app.get(f"{CONTROL_PREFIX}/config")
-    async def control_get_config() -> Response:
-        return JSONResponse(state.config_view())
-
-    @app.post(f"{CONTROL_PREFIX}/config")
-    async def control_configure(request: Request) -> Response:
-        allowed = {
-            "token_lifetime",
-            "client_secret",
-            "discovery",
-            "token_redirect_to",
-            "clock_offset",
-            "build_durations",
-            "operation_duration",
-            "rate_limits",
-            "post_limit_per_minute",
-            "domain_limit_per_minute",
-            "rate_limit_retry_after",
-        }
-        try:
-            return JSONResponse(state.configure(**await json_object(request, allowed)))
-        except ValueError as error:
-            return control_error(error)
-
-    @app.get(f"{CONTROL_PREFIX}/requests")
-    async def control_requests(request: Request) -> Response:
-        try:
-            limit = _int_param(request, "limit", 50, 1, 1000)
-        except QueryError as error:
-            return control_error(error)
-        return JSONResponse({"requests": state.recent_requests(limit)})
-
-    register_control_routes(app, state, json_object, control_error)
+    register_controls(app, state)
     return app

@@ -2,10 +2,11 @@
 
 Seven kinds, each "POST to start, then GET by key until the status is terminal" (``odc-api.md`` 3.3):
 generated-code packaging of a build, deployment and deletion impact analyses, code analyses, external
-library generation, native mobile builds and bulk user creation. ``LongRunningStateMixin`` is mixed into
-``EmulatorState`` and shares its lock, its clock and its ``fail_next`` queue: a job stores when it started
-and how long it runs (the configured ``operation_duration``); its status is derived from the emulator
-clock whenever it is read, so ``advance(seconds)`` moves it forward without sleeping.
+library generation, native mobile builds and bulk user creation. ``LongRunningJobs`` is one part of
+``EmulatorState``; it shares the lock and clock (``Runtime``) and the ``fail_next`` queue of the release
+lifecycle: a job stores when it started and how long it runs (the configured ``operation_duration``); its
+status is derived from the emulator clock whenever it is read, so ``advance(seconds)`` moves it forward
+without sleeping.
 
 ``fail_next(kind, messages=...)`` makes the next job of a kind fail the way ODC reports it: in the status
 body (``errors[]``, ``error``, per-record ``errorMessage``) or in its messages endpoint. Analyses can also
@@ -16,17 +17,14 @@ Nothing here knows about FastAPI or HTTP.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from airflow_provider_odc.emulator.release import ReleaseLifecycle
+from airflow_provider_odc.emulator.runtime import Runtime
 from airflow_provider_odc.emulator.seed import format_timestamp
 from airflow_provider_odc.emulator.validation import ApiError
-
-if TYPE_CHECKING:
-    from airflow_provider_odc.emulator.release import ReleaseData
-    from airflow_provider_odc.emulator.state import EmulatorConfig
 
 
 @dataclass(frozen=True)
@@ -356,37 +354,35 @@ def render_bulk(job: JobRecord, now: float) -> dict[str, Any]:
     return body
 
 
-# The mixin ---------------------------------------------------------------------------------------------
+# The jobs ----------------------------------------------------------------------------------------------
 
 
-class LongRunningStateMixin:
-    """Long-running operations of ``EmulatorState`` (which provides the attributes declared here)."""
+class LongRunningJobs:
+    """The seven job kinds of one emulator, next to its release lifecycle.
 
-    _lock: threading.Lock
-    _config: EmulatorConfig
-    _release: ReleaseData
-    _jobs: JobData
-    client_subject: str
-    environments: tuple[dict[str, Any], ...]
+    They share its ``Runtime`` (lock, config, clock), read its assets, stages and builds, and take their
+    failures from its ``fail_next`` queue (``FAILURE_KINDS`` are the kinds they take).
+    """
 
-    if TYPE_CHECKING:
+    def __init__(self, runtime: Runtime, release: ReleaseLifecycle) -> None:
+        self._runtime = runtime
+        self._lock = runtime.lock
+        self._release = release
+        self._jobs = JobData()
 
-        def _now_locked(self) -> float: ...
+    def reset(self) -> None:
+        """No jobs (lock not held)."""
+        with self._lock:
+            self._jobs = JobData()
 
-        def _asset_locked(self, key: str) -> dict[str, Any] | None: ...
-
-        def _environment_locked(self, key: str) -> dict[str, Any] | None: ...
+    def _now_locked(self) -> float:
+        return self._runtime.now_locked()
 
     def _take_job_failure_locked(self, kind: str) -> tuple[str | None, tuple[str, ...]]:
         """The oldest pending ``fail_next`` that applies to a new ``kind`` job (its own kind or findings)."""
         wanted = {kind, *(f"{kind}{suffix}" for suffix in FINDINGS)} if kind in ANALYSES else {kind}
-        for pending in self._release.failures:
-            if pending.kind in wanted:
-                pending.remaining -= 1
-                if pending.remaining == 0:
-                    self._release.failures.remove(pending)
-                return pending.kind, pending.messages
-        return None, ()
+        taken = self._release.take_failure_locked(wanted)
+        return (None, ()) if taken is None else taken
 
     def _start_job_locked(self, kind: str, details: dict[str, Any]) -> JobRecord:
         outcome, messages = self._take_job_failure_locked(kind)
@@ -395,7 +391,7 @@ class LongRunningStateMixin:
             key=str(uuid.uuid4()),
             kind=kind,
             created_at=self._now_locked(),
-            duration=self._config.operation_duration,
+            duration=self._runtime.config.operation_duration,
             outcome=outcome,
             messages=messages,
             details=details,
@@ -412,7 +408,7 @@ class LongRunningStateMixin:
         return job
 
     def _asset_or_404(self, key: str | None, code: str) -> dict[str, Any]:
-        asset = self._asset_locked(key) if key else None
+        asset = self._release.asset_locked(key) if key else None
         if asset is None:
             raise ApiError(404, f"Asset '{key}' was not found.", code)
         return asset
@@ -424,7 +420,7 @@ class LongRunningStateMixin:
         with self._lock:
             now = self._now_locked()
             canonical = _canonical(build_key)
-            build = self._release.builds.get(canonical) if canonical else None
+            build = self._release.build_locked(canonical) if canonical else None
             if build is None or canonical is None:
                 raise ApiError(404, f"Couldn't find build '{build_key}'.", "OS-BLD-40402")
             if build.status(now) != "Finished":
@@ -451,7 +447,7 @@ class LongRunningStateMixin:
             asset = self._asset_or_404(asset_key, "OS-DEPM-40401")
             details: dict[str, Any] = {"assetKey": asset["assetKey"]}
             if kind == "deployment_analysis":
-                environment = self._environment_locked(environment_key or "")
+                environment = self._release.environment_locked(environment_key or "")
                 if environment is None:
                     raise ApiError(404, f"Environment '{environment_key}' was not found.", "OS-DEPM-40402")
                 if revision is None or not 1 <= revision <= int(asset["revision"]):
@@ -501,8 +497,8 @@ class LongRunningStateMixin:
     def start_native_build(self, values: dict[str, Any]) -> dict[str, Any]:
         """``POST /native-mobile-builds/v1/build-operations``: the stage and a mobile app must exist."""
         with self._lock:
-            environment = self._environment_locked(values["environmentKey"])
-            application = self._asset_locked(values["applicationKey"])
+            environment = self._release.environment_locked(values["environmentKey"])
+            application = self._release.asset_locked(values["applicationKey"])
             if environment is None or application is None or application["assetType"] != "MobileApplication":
                 raise ApiError(404, "The specified environment or application was not found.", "OS-NABS-40401")
             if not 1 <= values["revision"] <= int(application["revision"]):
@@ -511,7 +507,7 @@ class LongRunningStateMixin:
                 **values,
                 "environmentKey": environment["key"],
                 "applicationKey": application["assetKey"],
-                "requestedBy": self.client_subject,
+                "requestedBy": self._release.client_subject,
             }
             job = self._start_job_locked("native_build", details)
             return render_native_build(job, job.created_at)

@@ -1,7 +1,7 @@
 """The release lifecycle of the ODC emulator: revisions and tags, builds, deploy/publish operations, deployments.
 
-``ReleaseStateMixin`` is mixed into ``EmulatorState`` and uses its one ``threading.Lock``: every public method
-takes the lock for a short, non-blocking section. Nothing runs in the background. An operation stores when it
+``ReleaseLifecycle`` is one part of ``EmulatorState`` and shares its ``Runtime``: every public method takes
+the one lock for a short, non-blocking section. Nothing runs in the background. An operation stores when it
 started and how long each phase lasts; its status is derived from the emulator clock (wall time plus
 ``clock_offset``) whenever it is read, so ``advance(seconds)`` moves every operation forward without sleeping.
 Deploy and Undeploy operations change "what is deployed where" when they finish; those effects are applied in
@@ -20,19 +20,19 @@ import binascii
 import collections
 import math
 import re
-import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
 from airflow_provider_odc.emulator.rate_limits import LimitSettings, SlidingWindows, limits_for
+from airflow_provider_odc.emulator.runtime import EmulatorConfig, Runtime
 from airflow_provider_odc.emulator.seed import (
     DEPLOYABLE_TYPES,
     ReleaseSeed,
     SeedData,
+    build_release_seed,
     format_timestamp,
     parse_sort_fields,
     release_note,
@@ -40,9 +40,6 @@ from airflow_provider_odc.emulator.seed import (
     semver,
 )
 from airflow_provider_odc.emulator.validation import ApiError, require
-
-if TYPE_CHECKING:
-    from airflow_provider_odc.emulator.state import EmulatorConfig
 
 OPERATION_KINDS = ("build", "deploy", "apply_configs", "undeploy", "publish")
 DEPLOYMENT_OPERATIONS = {"Deploy": "deploy", "Undeploy": "undeploy", "ApplyConfigs": "apply_configs"}
@@ -430,38 +427,55 @@ def _url_path(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "", name)
 
 
-# The mixin ---------------------------------------------------------------------------------------------
+# The lifecycle -----------------------------------------------------------------------------------------
 
 
-class ReleaseStateMixin:
-    """Release-lifecycle methods of ``EmulatorState`` (which provides the attributes declared here)."""
+class ReleaseLifecycle:
+    """Revisions and tags, builds, deploy/publish operations, deployments, rate windows and ``fail_next``.
 
-    _lock: threading.Lock
-    _config: EmulatorConfig
-    _seed_data: SeedData
-    _release: ReleaseData
-    _asset_index: dict[str, int]
-    client_subject: str
-    portfolio_key: str
-    environments: tuple[dict[str, Any], ...]
+    One per ``EmulatorState``, sharing its ``Runtime`` (lock, config, clock). ``failure_kinds`` are the kinds
+    ``fail_next`` accepts: this lifecycle's own and those of the parts that take failures from its queue.
+    """
+
+    def __init__(self, runtime: Runtime, seed: SeedData, client_subject: str, failure_kinds: tuple[str, ...]) -> None:
+        self._runtime = runtime
+        self._lock = runtime.lock
+        self._seed_data = seed
+        self._release_seed = build_release_seed(seed)
+        self._asset_index = {asset["assetKey"]: index for index, asset in enumerate(seed.assets)}
+        self._release = new_release_data(seed, self._release_seed)
+        self._failure_kinds = failure_kinds
+        self.client_subject = client_subject
+        self.portfolio_key = seed.portfolio_key
+        self.environments = seed.environments
+
+    @property
+    def _config(self) -> EmulatorConfig:
+        return self._runtime.config
 
     def _now_locked(self) -> float:
-        raise NotImplementedError
+        return self._runtime.now_locked()
+
+    def reset(self) -> None:
+        """Operations, tags, deployments, rate windows and pending failures as seeded (lock not held)."""
+        fresh = new_release_data(self._seed_data, self._release_seed)
+        with self._lock:
+            self._release = fresh
 
     # Lookups (lock held) ------------------------------------------------------------------------------
 
-    def _asset_locked(self, key: str) -> dict[str, Any] | None:
+    def asset_locked(self, key: str) -> dict[str, Any] | None:
         index = self._asset_index.get(key.casefold())
         return None if index is None else self._release.latest[index]
 
     def _asset_or_404_locked(self, key: str, code: str = "OS-APPS-40401") -> dict[str, Any]:
         """The asset, or the 404 ``ApiError`` "Asset '<key>' was not found." with error ``code``."""
-        asset = self._asset_locked(key)
+        asset = self.asset_locked(key)
         if asset is None:
             raise ApiError(404, f"Asset '{key}' was not found.", code)
         return asset
 
-    def _environment_locked(self, key: str) -> dict[str, Any] | None:
+    def environment_locked(self, key: str) -> dict[str, Any] | None:
         return next((e for e in self.environments if e["key"].casefold() == key.casefold()), None)
 
     def _history_locked(self, asset: dict[str, Any]) -> list[dict[str, Any]]:
@@ -479,14 +493,23 @@ class ReleaseStateMixin:
                     )
         return history
 
-    def _take_failure_locked(self, kind: str) -> tuple[str, ...] | None:
+    def take_failure_locked(self, kinds: Collection[str]) -> tuple[str, tuple[str, ...]] | None:
+        """Consume one use of the oldest pending ``fail_next`` of one of ``kinds``: its kind and messages."""
         for pending in self._release.failures:
-            if pending.kind == kind:
+            if pending.kind in kinds:
                 pending.remaining -= 1
                 if pending.remaining == 0:
                     self._release.failures.remove(pending)
-                return pending.messages
+                return pending.kind, pending.messages
         return None
+
+    def _take_failure_locked(self, kind: str) -> tuple[str, ...] | None:
+        taken = self.take_failure_locked((kind,))
+        return None if taken is None else taken[1]
+
+    def build_locked(self, key: str) -> BuildRecord | None:
+        """The build with this canonical key, if any."""
+        return self._release.builds.get(key)
 
     def _settle_locked(self, now: float) -> None:
         """Apply the effects of every operation that has finished by ``now``, in finishing order."""
@@ -604,7 +627,7 @@ class ReleaseStateMixin:
     def start_build(self, asset_key: str, revision: int, build_type: str) -> dict[str, Any]:
         """``POST /build-operations``: returns ``BuildResponse``; the build is Pending, then Running."""
         with self._lock:
-            asset = self._asset_locked(asset_key)
+            asset = self.asset_locked(asset_key)
             if asset is None or not 1 <= revision <= int(asset["revision"]):
                 detail = f"Couldn't find asset '{asset_key}' or its revision {revision}."
                 raise ApiError(404, detail, "OS-BLD-40401")
@@ -635,7 +658,7 @@ class ReleaseStateMixin:
             now = self._now_locked()
             canonical = None
             if asset_key is not None:
-                asset = self._asset_locked(asset_key)
+                asset = self.asset_locked(asset_key)
                 if asset is None or (revision is not None and not 1 <= revision <= int(asset["revision"])):
                     raise ApiError(404, "Couldn't find asset key or revision.", "OS-BLD-40401")
                 canonical = asset["assetKey"]
@@ -691,7 +714,7 @@ class ReleaseStateMixin:
         with self._lock:
             now = self._now_locked()
             self._settle_locked(now)
-            environment = self._environment_locked(environment_key)
+            environment = self.environment_locked(environment_key)
             if environment is None:
                 raise ApiError(404, f"Environment '{environment_key}' was not found.", "OS-DPL-40403")
             asset = self._asset_or_404_locked(asset_key, "OS-DPL-40401")
@@ -747,7 +770,7 @@ class ReleaseStateMixin:
             now = self._now_locked()
             environment = None
             if environment_key is not None:
-                environment = self._environment_locked(environment_key)
+                environment = self.environment_locked(environment_key)
                 if environment is None:
                     raise ApiError(404, f"Environment '{environment_key}' was not found.", "OS-PUB-40403")
             asset = self._asset_or_404_locked(asset_key, "OS-PUB-40401")
@@ -964,9 +987,17 @@ class ReleaseStateMixin:
             return True, str(setting)
 
     def fail_next(self, kind: str, count: int = 1, messages: list[str] | None = None) -> dict[str, Any]:
-        """Make the next ``count`` operations of ``kind`` end in failure with ``messages`` as Error lines."""
-        if kind not in (*OPERATION_KINDS, *JOB_FAILURE_KINDS):
-            raise ValueError(f"kind must be one of {', '.join((*OPERATION_KINDS, *JOB_FAILURE_KINDS))}")
+        """The next ``count`` operations of ``kind`` (build, deploy, apply_configs, undeploy, publish) fail.
+
+        They are accepted (201) and end in ``FinishedWithErrors`` (builds) or ``FinishedWithError``, with each
+        of ``messages`` as an Error line in their log / messages. The other long-running kinds
+        (``generated_code``, ``deployment_analysis``, ``deletion_analysis``, ``code_analysis``,
+        ``external_library``, ``native_build``, ``bulk_users``) end in their failure status with the messages
+        where ODC reports them; ``deployment_analysis_errors`` / ``deletion_analysis_errors`` (``_warnings``)
+        make the next analysis finish with an ``ErrorsFound`` (``WarningsFound``) report listing them.
+        """
+        if kind not in self._failure_kinds:
+            raise ValueError(f"kind must be one of {', '.join(self._failure_kinds)}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError("count must be an integer >= 1")
         if messages is not None and (
@@ -1035,7 +1066,7 @@ class ReleaseStateMixin:
                 "assets": assets,
             }
 
-    def release_stats_locked(self) -> dict[str, Any]:
+    def stats_locked(self) -> dict[str, Any]:
         return {
             "operations_started": dict(self._release.operations_started),
             "rate_limited": self._release.rate_limited,

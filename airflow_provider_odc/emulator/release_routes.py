@@ -2,18 +2,18 @@
 
 Each handler is thin: the shared guard (call counting, faults, ODC's rate limits, bearer auth), then query
 and body parsing, then one call into ``EmulatorState``. ``QueryError`` and ``ApiError`` become ProblemDetails.
-Request bodies are checked like the official schemas declare them (``additionalProperties: false``, types,
-``nullable``, enums) by ``validation.validate_body``.
+Request bodies are pydantic models named and declared like the official schemas (``validation.OdcBody``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, BeforeValidator, StrictStr, ValidationError
 
 from airflow_provider_odc.emulator.release import (
     BUILD_TYPES,
@@ -28,25 +28,23 @@ from airflow_provider_odc.emulator.release import (
 )
 from airflow_provider_odc.emulator.seed import DEPLOYABLE_TYPES
 from airflow_provider_odc.emulator.state import EmulatorState
-from airflow_provider_odc.emulator.validation import INT32_MAX, ApiError, Field, validate_body
+from airflow_provider_odc.emulator.validation import INT32_MAX, NOT_NULL, ApiError, Guid, Int32, OdcBody
 from airflow_provider_odc.emulator.web import (
-    CONTROL_PREFIX,
+    DateFilter,
     Guard,
-    QueryError,
-    _bool_param,
-    _date_param,
-    _enum_param,
-    _guid_list_param,
-    _guid_param,
-    _int_param,
-    _int_param_or_none,
-    _list_param,
-    _paging,
-    _sort,
-    json_body,
+    GuidFilter,
+    GuidList,
+    Paging,
+    Sort,
+    boolean,
+    bounded_int,
+    guid,
+    listed,
     make_endpoint,
+    one_of,
     page_with_totals,
     page_without_totals,
+    parsed,
 )
 
 ASSET_REPOSITORY = "/api/asset-repository/v1"
@@ -66,42 +64,48 @@ PUBLISH_ROUTE = f"{PUBLISHES_ROUTE}/{{operationKey}}"
 PUBLISH_MESSAGES_ROUTE = f"{PUBLISHES_ROUTE}/{{operationKey}}/messages"
 DEPLOYED_ASSETS_ROUTE = "/api/portfolios/v2/deployed-assets"
 
-PATCH_FIELDS = {
-    "tag": Field("string", nullable=True),
-    "releaseNotes": Field("string", nullable=True),
-    "commitMessage": Field("string", nullable=True),
-}
-BUILD_FIELDS = {
-    "assetKey": Field("uuid"),
-    "assetRevision": Field("int32"),
-    "buildType": Field("enum", enum=BUILD_TYPES),
-}
-DEPLOYMENT_FIELDS = {
-    "operation": Field("enum", enum=tuple(DEPLOYMENT_OPERATIONS)),
-    "assetKey": Field("uuid"),
-    "buildKey": Field("uuid", nullable=True),
-    "revision": Field("int32", nullable=True),
-    "environmentKey": Field("uuid"),
-}
-PUBLISH_FIELDS = {
-    "operation": Field("enum", enum=("Publish",)),
-    "assetKey": Field("uuid"),
-    "revision": Field("int32"),
-    "environmentKey": Field("uuid"),
-}
+
+class AssetVersionPatchRequest(OdcBody):
+    tag: StrictStr | None = None
+    releaseNotes: StrictStr | None = None
+    commitMessage: StrictStr | None = None
+
+
+class BuildOperationDetails(OdcBody):
+    assetKey: Guid
+    assetRevision: Int32
+    buildType: Literal["Debug", "Release"] = "Debug"
+
+
+class DeploymentOperationRequest(OdcBody):
+    operation: Literal["Deploy", "Undeploy", "ApplyConfigs"]
+    assetKey: Annotated[Guid | None, NOT_NULL] = None
+    buildKey: Guid | None = None
+    revision: Int32 | None = None
+    environmentKey: Guid
+
+
+class PublishOperationRequest(OdcBody):
+    operation: Literal["Publish"]
+    assetKey: Guid
+    revision: Int32
+    environmentKey: Annotated[Guid | None, NOT_NULL] = None
+
+
 MESSAGES_DEFAULT_LIMIT = 50
 
-JsonObject = Callable[[Request, set[str]], Awaitable[dict[str, Any]]]
 
-
-def _revision_number(raw: str) -> int:
+def _revision_number(raw: Any) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise QueryError("revisionNumber", f"The value '{raw}' is not valid for revisionNumber.") from None
+        value = -1
     if not 0 <= value <= INT32_MAX:
-        raise QueryError("revisionNumber", f"The value '{raw}' is not valid for revisionNumber.")
+        raise ValueError(f"The value '{raw}' is not valid for revisionNumber.")
     return value
+
+
+RevisionNumber = Annotated[int, BeforeValidator(_revision_number)]
 
 
 def _deployed_sort(raw: str) -> list[tuple[str, bool]]:
@@ -121,6 +125,53 @@ def _deployed_sort(raw: str) -> list[tuple[str, bool]]:
     return parsed
 
 
+class RevisionQuery(Paging):
+    modelDigest: str | None = None
+    revisionDateTimeSince: DateFilter = None
+    revisionDateTimeTo: DateFilter = None
+    isTagged: Annotated[bool | None, parsed(boolean("isTagged"))] = None
+    tag: str | None = None
+    commitMessage: str | None = None
+    sort: Annotated[Sort, parsed(parse_revision_sort)] = None
+
+
+class BuildQuery(BaseModel):
+    assetKey: str | None = None  # a bad GUID is a 404 here (the spec's "Couldn't find asset key or revision")
+    assetRevision: Annotated[int | None, parsed(bounded_int("assetRevision"))] = None
+    byBuildType: Annotated[str | None, parsed(one_of("byBuildType", BUILD_TYPES))] = None
+
+
+class OperationQuery(Paging):
+    """The filters of both operation lists (deployment and publish)."""
+
+    environmentKey: GuidFilter = None
+    status: Annotated[str | None, parsed(one_of("status", OPERATION_STATUSES))] = None
+    assetKey: GuidFilter = None
+    revision: Annotated[int | None, parsed(bounded_int("revision"))] = None
+    portfolioKey: GuidFilter = None
+    createdDateSince: DateFilter = None
+    createdDateTo: DateFilter = None
+    sort: Annotated[Sort, parsed(parse_operation_sort)] = None
+
+
+class DeploymentQuery(OperationQuery):
+    operations: Annotated[tuple[str, ...], listed(one_of("operations", DEPLOYMENT_OPERATIONS))] = ()
+
+
+class MessagesQuery(BaseModel):
+    limit: Annotated[int, parsed(bounded_int("limit", 1, 1000), MESSAGES_DEFAULT_LIMIT)] = MESSAGES_DEFAULT_LIMIT
+    offset: str | None = None  # the opaque continuation token of StringPageInfo
+
+
+class DeployedAssetQuery(Paging):
+    type: Annotated[tuple[str, ...], listed(one_of("type", DEPLOYABLE_TYPES))] = ()
+    environmentKey: GuidList = ()
+    key: GuidList = ()
+    nameContains: str | None = None
+    portfolioKey: GuidFilter = None
+    sort: Annotated[Sort, parsed(_deployed_sort)] = None
+
+
 def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) -> None:
     """Add the release-lifecycle API routes (before the app's catch-all ``/api`` route)."""
 
@@ -129,145 +180,113 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
     # Asset revisions and tags -------------------------------------------------------------------------
 
     @endpoint("GET", REVISIONS_ROUTE, "OS-APPS-40001")
-    async def list_revisions(request: Request, assetKey: str) -> Response:
-        limit, offset = _paging(request)
-        params = request.query_params
-        is_tagged = _bool_param(request, "isTagged")
-        since = _date_param(request, "revisionDateTimeSince")
-        until = _date_param(request, "revisionDateTimeTo")
-        sort = _sort(request, parse_revision_sort)
+    async def list_revisions(assetKey: str, query: Annotated[RevisionQuery, Query()]) -> Response:
         selected = filter_revisions(
-            state.revisions(assetKey),
-            model_digest=params.get("modelDigest"),
-            since=since,
-            until=until,
-            is_tagged=is_tagged,
-            tag=params.get("tag"),
-            commit_message=params.get("commitMessage"),
-            sort=sort,
+            state.release.revisions(assetKey),
+            model_digest=query.modelDigest,
+            since=query.revisionDateTimeSince,
+            until=query.revisionDateTimeTo,
+            is_tagged=query.isTagged,
+            tag=query.tag,
+            commit_message=query.commitMessage,
+            sort=query.sort,
         )
-        return JSONResponse(page_with_totals(selected, limit, offset))
+        return JSONResponse(page_with_totals(selected, query.limit, query.offset))
 
     @endpoint("GET", REVISION_ROUTE, "OS-APPS-40001")
-    async def get_revision(request: Request, assetKey: str, revisionNumber: str) -> Response:
-        return JSONResponse(state.revision(assetKey, _revision_number(revisionNumber)))
+    async def get_revision(assetKey: str, revisionNumber: RevisionNumber) -> Response:
+        return JSONResponse(state.release.revision(assetKey, revisionNumber))
 
     @endpoint("PATCH", REVISION_ROUTE, "OS-APPS-40001")
-    async def patch_revision(request: Request, assetKey: str, revisionNumber: str) -> Response:
-        number = _revision_number(revisionNumber)
-        body = await json_body(request, "OS-APPS-40001", required=False)
-        changes = validate_body(body, PATCH_FIELDS, "OS-APPS-40001", schema_name="AssetVersionPatchRequest")
-        state.patch_revision(assetKey, number, changes)
+    async def patch_revision(
+        assetKey: str, revisionNumber: RevisionNumber, body: AssetVersionPatchRequest | None = None
+    ) -> Response:
+        state.release.patch_revision(assetKey, revisionNumber, {} if body is None else body.present())
         return Response(status_code=204)
 
     @endpoint("GET", RELEASE_NOTES_ROUTE, "OS-APPS-40001")
-    async def get_release_notes(request: Request, assetKey: str, revisionNumber: str) -> Response:
-        return JSONResponse(state.release_notes(assetKey, _revision_number(revisionNumber)))
+    async def get_release_notes(assetKey: str, revisionNumber: RevisionNumber) -> Response:
+        return JSONResponse(state.release.release_notes(assetKey, revisionNumber))
 
     @endpoint("GET", LATEST_REVISION_ROUTE, "OS-APPS-40001")
-    async def get_latest_revision(request: Request, assetKey: str) -> Response:
-        return JSONResponse(state.latest_revision(assetKey))
+    async def get_latest_revision(assetKey: str) -> Response:
+        return JSONResponse(state.release.latest_revision(assetKey))
 
     @endpoint("GET", HIGHEST_TAG_ROUTE, "OS-APPS-40001")
-    async def get_highest_tag_revision(request: Request, assetKey: str) -> Response:
-        return JSONResponse(state.highest_tag_revision(assetKey))
+    async def get_highest_tag_revision(assetKey: str) -> Response:
+        return JSONResponse(state.release.highest_tag_revision(assetKey))
 
     # Builds -------------------------------------------------------------------------------------------
 
     @endpoint("POST", BUILDS_ROUTE, "OS-BLD-40001")
-    async def start_build(request: Request) -> Response:
-        body = await json_body(request, "OS-BLD-40001", required=True)
-        values = validate_body(
-            body,
-            BUILD_FIELDS,
-            "OS-BLD-40001",
-            schema_name="BuildOperationDetails",
-            required=("assetKey", "assetRevision"),
-        )
-        started = state.start_build(values["assetKey"], values["assetRevision"], values.get("buildType", "Debug"))
+    async def start_build(body: BuildOperationDetails) -> Response:
+        values = body.present()
+        started = state.release.start_build(values["assetKey"], body.assetRevision, body.buildType)
         return JSONResponse(started, status_code=201)
 
     @endpoint("GET", BUILDS_ROUTE, "OS-BLD-40001")
-    async def list_builds(request: Request) -> Response:
-        revision = _int_param_or_none(request, "assetRevision")
-        build_type = _enum_param(request, "byBuildType", BUILD_TYPES)
-        asset_key = request.query_params.get("assetKey") or None
-        if asset_key is not None:
+    async def list_builds(query: Annotated[BuildQuery, Query()]) -> Response:
+        asset_key = None
+        if query.assetKey:
             try:
-                asset_key = _guid_param(request, "assetKey")
-            except QueryError:  # the spec answers 404 "Couldn't find asset key or revision"
+                asset_key = guid(query.assetKey)
+            except ValueError:
                 raise ApiError(404, "Couldn't find asset key or revision.", "OS-BLD-40401") from None
-        return JSONResponse({"builds": state.list_builds(asset_key, revision, build_type)})
+        builds = state.release.list_builds(asset_key, query.assetRevision, query.byBuildType)
+        return JSONResponse({"builds": builds})
 
     @endpoint("GET", BUILD_ROUTE, "OS-BLD-40001")
-    async def get_build(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.get_build(operationKey))
+    async def get_build(operationKey: str) -> Response:
+        return JSONResponse(state.release.get_build(operationKey))
 
     @endpoint("GET", BUILD_LOG_ROUTE, "OS-BLD-40001")
-    async def get_build_log(request: Request, operationKey: str) -> Response:
-        return JSONResponse({"results": state.build_log(operationKey)})
+    async def get_build_log(operationKey: str) -> Response:
+        return JSONResponse({"results": state.release.build_log(operationKey)})
 
     # Deployment and publish operations ----------------------------------------------------------------
 
     @endpoint("POST", DEPLOYMENTS_ROUTE, "OS-DPL-40001")
-    async def start_deployment(request: Request) -> Response:
-        body = await json_body(request, "OS-DPL-40001", required=True)
-        values = validate_body(
-            body,
-            DEPLOYMENT_FIELDS,
-            "OS-DPL-40001",
-            schema_name="DeploymentOperationRequest",
-            required=("operation", "environmentKey"),
-        )
-        started = state.start_deployment_operation(
-            values["operation"],
+    async def start_deployment(body: DeploymentOperationRequest) -> Response:
+        values = body.present()
+        started = state.release.start_deployment_operation(
+            body.operation,
             values["environmentKey"],
             asset_key=values.get("assetKey"),
             build_key=values.get("buildKey"),
-            revision=values.get("revision"),
+            revision=body.revision,
         )
         return JSONResponse(started, status_code=201)
 
     @endpoint("POST", PUBLISHES_ROUTE, "OS-PUB-40001")
-    async def start_publish(request: Request) -> Response:
-        body = await json_body(request, "OS-PUB-40001", required=False)
-        values = validate_body(
-            body,
-            PUBLISH_FIELDS,
-            "OS-PUB-40001",
-            schema_name="PublishOperationRequest",
-            required=("operation", "assetKey", "revision"),
-        )
-        started = state.start_publish(values["assetKey"], values["revision"], values.get("environmentKey"))
+    async def start_publish(body: PublishOperationRequest | None = None) -> Response:
+        if body is None:  # the spec makes the body optional: an empty one is checked as {}, field by field
+            try:
+                PublishOperationRequest.model_validate({})
+            except ValidationError as error:
+                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from None
+        assert body is not None
+        values = body.present()
+        started = state.release.start_publish(values["assetKey"], body.revision, values.get("environmentKey"))
         return JSONResponse(started, status_code=201)
 
-    def list_operations(request: Request, family: str) -> Response:
-        limit, offset = _paging(request)
-        operations = _list_param(request, "operations") if family == "deployment" else []
-        for operation in operations:
-            if operation not in DEPLOYMENT_OPERATIONS:
-                allowed = ", ".join(DEPLOYMENT_OPERATIONS)
-                raise QueryError(
-                    "operations", f"The value '{operation}' is not valid for operations. Allowed: {allowed}."
-                )
-        selected = state.list_operations(
+    def list_operations(family: str, query: OperationQuery, operations: tuple[str, ...] = ()) -> Response:
+        selected = state.release.list_operations(
             family,
-            environment_key=_guid_param(request, "environmentKey"),
-            status=_enum_param(request, "status", OPERATION_STATUSES),
-            asset_key=_guid_param(request, "assetKey"),
-            revision=_int_param_or_none(request, "revision"),
-            portfolio_key=_guid_param(request, "portfolioKey"),
+            environment_key=query.environmentKey,
+            status=query.status,
+            asset_key=query.assetKey,
+            revision=query.revision,
+            portfolio_key=query.portfolioKey,
             operations=operations,
-            since=_date_param(request, "createdDateSince"),
-            until=_date_param(request, "createdDateTo"),
-            sort=_sort(request, parse_operation_sort),
+            since=query.createdDateSince,
+            until=query.createdDateTo,
+            sort=query.sort,
         )
-        return JSONResponse(page_without_totals(selected, limit, offset))
+        return JSONResponse(page_without_totals(selected, query.limit, query.offset))
 
-    def operation_messages(request: Request, family: str, operation_key: str) -> Response:
-        limit = _int_param(request, "limit", MESSAGES_DEFAULT_LIMIT, 1, 1000)
-        key, messages = state.operation_messages(family, operation_key)
-        token = request.query_params.get("offset") or None
+    def operation_messages(family: str, operation_key: str, query: MessagesQuery) -> Response:
+        key, messages = state.release.operation_messages(family, operation_key)
+        token, limit = query.offset or None, query.limit
         start = 0 if token is None else decode_message_offset(key, token)
         results = messages[start : start + limit]
         more = start + limit < len(messages)
@@ -280,86 +299,39 @@ def register_release_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
         return JSONResponse({"page": page, "results": results})
 
     @endpoint("GET", DEPLOYMENTS_ROUTE, "OS-DPL-40001")
-    async def list_deployments(request: Request) -> Response:
-        return list_operations(request, "deployment")
+    async def list_deployments(query: Annotated[DeploymentQuery, Query()]) -> Response:
+        return list_operations("deployment", query, query.operations)
 
     @endpoint("GET", DEPLOYMENT_ROUTE, "OS-DPL-40001")
-    async def get_deployment(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.get_operation("deployment", operationKey))
+    async def get_deployment(operationKey: str) -> Response:
+        return JSONResponse(state.release.get_operation("deployment", operationKey))
 
     @endpoint("GET", DEPLOYMENT_MESSAGES_ROUTE, "OS-DPL-40001")
-    async def get_deployment_messages(request: Request, operationKey: str) -> Response:
-        return operation_messages(request, "deployment", operationKey)
+    async def get_deployment_messages(operationKey: str, query: Annotated[MessagesQuery, Query()]) -> Response:
+        return operation_messages("deployment", operationKey, query)
 
     @endpoint("GET", PUBLISHES_ROUTE, "OS-PUB-40001")
-    async def list_publishes(request: Request) -> Response:
-        return list_operations(request, "publish")
+    async def list_publishes(query: Annotated[OperationQuery, Query()]) -> Response:
+        return list_operations("publish", query)
 
     @endpoint("GET", PUBLISH_ROUTE, "OS-PUB-40001")
-    async def get_publish(request: Request, operationKey: str) -> Response:
-        return JSONResponse(state.get_operation("publish", operationKey))
+    async def get_publish(operationKey: str) -> Response:
+        return JSONResponse(state.release.get_operation("publish", operationKey))
 
     @endpoint("GET", PUBLISH_MESSAGES_ROUTE, "OS-PUB-40001")
-    async def get_publish_messages(request: Request, operationKey: str) -> Response:
-        return operation_messages(request, "publish", operationKey)
+    async def get_publish_messages(operationKey: str, query: Annotated[MessagesQuery, Query()]) -> Response:
+        return operation_messages("publish", operationKey, query)
 
     # Portfolio: deployed assets -----------------------------------------------------------------------
 
     @endpoint("GET", DEPLOYED_ASSETS_ROUTE, "OS-PORTFOLIO-40001")
-    async def list_deployed_assets(request: Request) -> Response:
-        limit, offset = _paging(request)
-        types = _list_param(request, "type")
-        for asset_type in types:
-            if asset_type not in DEPLOYABLE_TYPES:
-                allowed = ", ".join(DEPLOYABLE_TYPES)
-                raise QueryError("type", f"The value '{asset_type}' is not valid for type. Allowed: {allowed}.")
-        selected = state.deployed_assets(
-            environment_keys=_guid_list_param(request, "environmentKey"),
-            asset_keys=_guid_list_param(request, "key"),
-            types=types,
-            name_contains=request.query_params.get("nameContains"),
-            portfolio_key=_guid_param(request, "portfolioKey"),
-            sort=_sort(request, _deployed_sort),
+    async def list_deployed_assets(query: Annotated[DeployedAssetQuery, Query()]) -> Response:
+        selected = state.release.deployed_assets(
+            environment_keys=list(query.environmentKey),
+            asset_keys=list(query.key),
+            types=list(query.type),
+            name_contains=query.nameContains,
+            portfolio_key=query.portfolioKey,
+            sort=query.sort,
         )
-        return JSONResponse(page_with_totals(selected, limit, offset))
-
-
-def register_control_routes(
-    app: FastAPI, state: EmulatorState, json_object: JsonObject, control_error: Callable[[ValueError], Response]
-) -> None:
-    """``/_emulator`` controls of the release lifecycle: advance the clock, inject failures, inventory."""
-
-    @app.post(f"{CONTROL_PREFIX}/advance")
-    async def control_advance(request: Request) -> Response:
-        try:
-            body = await json_object(request, {"seconds"})
-            if "seconds" not in body:
-                raise ValueError('The body must be {"seconds": <number>}.')
-            offset = state.advance(body["seconds"])
-        except ValueError as error:
-            return control_error(error)
-        return JSONResponse({"clock_offset": offset, "now": state.now()})
-
-    @app.get(f"{CONTROL_PREFIX}/fail-next")
-    async def control_list_failures() -> Response:
-        return JSONResponse({"pending": state.pending_failures()})
-
-    @app.post(f"{CONTROL_PREFIX}/fail-next")
-    async def control_fail_next(request: Request) -> Response:
-        try:
-            body = await json_object(request, {"kind", "count", "messages"})
-            if "kind" not in body:
-                raise ValueError("kind is required")
-            failure = state.fail_next(**body)
-        except ValueError as error:
-            return control_error(error)
-        return JSONResponse({"failure": failure, "pending": state.pending_failures()})
-
-    @app.delete(f"{CONTROL_PREFIX}/fail-next")
-    async def control_clear_failures() -> Response:
-        state.clear_failures()
-        return JSONResponse({"pending": []})
-
-    @app.get(f"{CONTROL_PREFIX}/inventory")
-    async def control_inventory() -> Response:
-        return JSONResponse(state.inventory())
+        return JSONResponse(page_with_totals(selected, query.limit, query.offset))

@@ -1,8 +1,8 @@
 """``OdcEmulator``: the emulator app served by uvicorn on a loopback socket in a background thread.
 
 The socket is bound here (port 0 by default) and handed to uvicorn, so the real port is known before the
-first request and parallel test runs never fight over a fixed port. The same object offers in-process
-versions of the ``/_emulator`` controls, so tests can arrange faults without extra HTTP plumbing.
+first request and parallel test runs never fight over a fixed port. The same object offers the
+``/_emulator`` controls in-process (``controls.in_process``), so tests arrange faults without HTTP plumbing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from urllib.parse import quote
 import uvicorn
 
 from airflow_provider_odc.emulator.app import DISCOVERY_PATH, create_app
-from airflow_provider_odc.emulator.state import DEFAULT_TOKEN_LIFETIME, UNSET, EmulatorState, Fault
+from airflow_provider_odc.emulator.controls import in_process
+from airflow_provider_odc.emulator.release import ReleaseLifecycle
+from airflow_provider_odc.emulator.state import DEFAULT_TOKEN_LIFETIME, EmulatorState
 from airflow_provider_odc.emulator.web import CONTROL_PREFIX
 
 STARTUP_TIMEOUT = 15.0
@@ -213,112 +215,23 @@ class OdcEmulator:
             f"@{quote(authority, safe='')}"
         )
 
-    # In-process test controls (same behaviour as the /_emulator endpoints) ---------------------------
+    # In-process test controls: the state methods the /_emulator routes serve (``controls.CONTROLS``) ---------
 
-    def stats(self) -> dict[str, Any]:
-        return self.state.stats()
-
-    def reset(self) -> None:
-        self.state.reset()
-
-    def add_fault(
-        self,
-        target: str = "api",
-        status: int | None = None,
-        count: int = 1,
-        retry_after: str | int | None = None,
-        latency: float = 0.0,
-        path_prefix: str | None = None,
-        method: str | None = None,
-        drop_response: bool = False,
-    ) -> Fault:
-        return self.state.add_fault(
-            target=target,
-            status=status,
-            count=count,
-            retry_after=retry_after,
-            latency=latency,
-            path_prefix=path_prefix,
-            method=method,
-            drop_response=drop_response,
-        )
-
-    def pending_faults(self) -> list[dict[str, Any]]:
-        return self.state.pending_faults()
-
-    def clear_faults(self) -> None:
-        self.state.clear_faults()
-
-    def revoke_tokens(self) -> int:
-        return self.state.revoke_tokens()
-
-    def minted_tokens(self) -> list[str]:
-        """In-process only (no HTTP route): every token issued so far, for leak scans to search for."""
-        return self.state.minted_tokens()
-
-    def configure(
-        self,
-        *,
-        token_lifetime: int | None = None,
-        client_secret: str | None = None,
-        discovery: dict[str, Any] | None = None,
-        token_redirect_to: str | None = UNSET,
-        clock_offset: float | None = None,
-        build_durations: dict[str, float] | None = None,
-        operation_duration: float | None = None,
-        rate_limits: bool | None = None,
-        post_limit_per_minute: int | None = UNSET,
-        domain_limit_per_minute: int | None = UNSET,
-        rate_limit_retry_after: str | int | None = UNSET,
-    ) -> dict[str, Any]:
-        """Change settings at runtime (``reset()`` restores them); see ``EmulatorState.configure``."""
-        return self.state.configure(
-            token_lifetime=token_lifetime,
-            client_secret=client_secret,
-            discovery=discovery,
-            token_redirect_to=token_redirect_to,
-            clock_offset=clock_offset,
-            build_durations=build_durations,
-            operation_duration=operation_duration,
-            rate_limits=rate_limits,
-            post_limit_per_minute=post_limit_per_minute,
-            domain_limit_per_minute=domain_limit_per_minute,
-            rate_limit_retry_after=rate_limit_retry_after,
-        )
-
-    def config(self) -> dict[str, Any]:
-        return self.state.config_view()
-
-    def recent_requests(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self.state.recent_requests(limit)
-
-    # Release lifecycle controls ----------------------------------------------------------------------
-
-    def advance(self, seconds: float) -> float:
-        """Let ``seconds`` pass on the emulator clock without sleeping; returns the new ``clock_offset``."""
-        return self.state.advance(seconds)
-
-    def fail_next(self, kind: str, count: int = 1, messages: list[str] | None = None) -> dict[str, Any]:
-        """The next ``count`` operations of ``kind`` (build, deploy, apply_configs, undeploy, publish) fail.
-
-        They are accepted (201) and end in ``FinishedWithErrors`` (builds) or ``FinishedWithError``, with each
-        of ``messages`` as an Error line in their log / messages. The other long-running kinds
-        (``generated_code``, ``deployment_analysis``, ``deletion_analysis``, ``code_analysis``,
-        ``external_library``, ``native_build``, ``bulk_users``) end in their failure status with the messages
-        where ODC reports them; ``deployment_analysis_errors`` / ``deletion_analysis_errors`` (``_warnings``)
-        make the next analysis finish with an ``ErrorsFound`` (``WarningsFound``) report listing them.
-        """
-        return self.state.fail_next(kind, count, messages)
-
-    def pending_failures(self) -> list[dict[str, Any]]:
-        return self.state.pending_failures()
-
-    def clear_failures(self) -> None:
-        self.state.clear_failures()
-
-    def inventory(self) -> dict[str, Any]:
-        """Current release facts: stage keys by name and, per asset, tags, builds and what is deployed where."""
-        return self.state.inventory()
+    stats = in_process(EmulatorState.stats)
+    reset = in_process(EmulatorState.reset)
+    add_fault = in_process(EmulatorState.add_fault)
+    pending_faults = in_process(EmulatorState.pending_faults)
+    clear_faults = in_process(EmulatorState.clear_faults)
+    revoke_tokens = in_process(EmulatorState.revoke_tokens)
+    minted_tokens = in_process(EmulatorState.minted_tokens)  # no route: for leak scans of this process
+    configure = in_process(EmulatorState.configure)
+    config = in_process(EmulatorState.config_view)
+    recent_requests = in_process(EmulatorState.recent_requests)
+    advance = in_process(EmulatorState.advance)
+    fail_next = in_process(ReleaseLifecycle.fail_next, "release")
+    pending_failures = in_process(ReleaseLifecycle.pending_failures, "release")
+    clear_failures = in_process(ReleaseLifecycle.clear_failures, "release")
+    inventory = in_process(ReleaseLifecycle.inventory, "release")
 
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "not started"

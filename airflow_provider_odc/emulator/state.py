@@ -2,41 +2,38 @@
 
 The HTTP app (event-loop thread), the in-process helpers on ``OdcEmulator`` (test thread) and any number of
 client threads touch this object at once, so every mutable field is guarded by one ``threading.Lock`` that
-is held only for short, non-blocking sections. The release lifecycle (revisions, tags, builds, deploy and
-publish operations, rate limits) lives in ``release.ReleaseStateMixin`` and shares that lock.
+is held only for short, non-blocking sections. Its parts, the release lifecycle (``release.ReleaseLifecycle``:
+revisions, tags, builds, deploy and publish operations, rate limits, ``fail_next``) and the other long-running
+jobs (``long_running.LongRunningJobs``), share that lock, the config and the clock through one ``Runtime``.
 Nothing here knows about FastAPI or HTTP.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
-import hashlib
 import hmac
-import json
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from airflow_provider_odc.emulator.long_running import JobData, LongRunningStateMixin
-from airflow_provider_odc.emulator.rate_limits import DEFAULT_DOMAIN_LIMIT, DEFAULT_POST_LIMIT
-from airflow_provider_odc.emulator.release import ReleaseStateMixin, new_release_data
-from airflow_provider_odc.emulator.seed import build_release_seed, build_seed
+import jwt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
+from airflow_provider_odc.emulator.long_running import LongRunningJobs
+from airflow_provider_odc.emulator.release import OPERATION_KINDS, ReleaseLifecycle
+from airflow_provider_odc.emulator.runtime import SECONDS, ConfigChange, EmulatorConfig, Runtime
+from airflow_provider_odc.emulator.seed import build_seed
 
 DEFAULT_CLIENT_ID = "odc-emulator-client"
 DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
 TOKEN_SCOPE = "profile email"
-FAULT_TARGETS = ("api", "token", "discovery", "any")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-DISCOVERY_MODES = ("normal", "not_json", "missing_token_endpoint", "override")
 REQUEST_LOG_SIZE = 1000
 UNSET: Any = object()
-DEFAULT_BUILD_PENDING = 0.5  # seconds on the emulator clock
-DEFAULT_BUILD_RUNNING = 1.5
-DEFAULT_OPERATION_DURATION = 2.0  # deploy, undeploy, apply-configs and publish operations
+# PyJWT checks the signature and that a jti is present; lifetime and revocation are the emulator's own.
+TOKEN_CHECKS: jwt.types.Options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["jti"]}
 
 
 def generate_client_secret() -> str:
@@ -44,30 +41,36 @@ def generate_client_secret() -> str:
     return secrets.token_urlsafe(24) + "+/=&"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+def _upper(method: Any) -> Any:
+    return method.upper() if isinstance(method, str) else method
 
 
-def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass(frozen=True)
-class Fault:
+class Fault(BaseModel):
     """One injected misbehaviour: answer ``status`` (or just wait ``latency`` s) for ``count`` requests.
 
     ``drop_response``: process the request as usual, then cut the connection after the status line and
-    headers, so the client never reads the body: a POST ODC accepted whose answer was lost.
+    headers, so the client never reads the body: a POST ODC accepted whose answer was lost. Validated as
+    given (no JSON type is coerced), in-process and over ``/_emulator/faults`` alike.
     """
 
-    target: str
-    status: int | None
-    count: int
-    retry_after: str | None
-    latency: float
-    path_prefix: str | None
-    method: str | None = None
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    target: Literal["api", "token", "discovery", "any"] = "api"
+    status: Annotated[int, Field(ge=400, le=599)] | None = None
+    count: Annotated[int, Field(ge=1)] = 1
+    retry_after: Annotated[str | None, BeforeValidator(lambda v: str(v) if type(v) is int else v)] = None
+    latency: Annotated[float, Field(ge=0)] = 0.0
+    path_prefix: str | None = None
+    method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"] | None, BeforeValidator(_upper)] = None
     drop_response: bool = False
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Fault:
+        if self.drop_response and self.status is not None:
+            raise ValueError("drop_response processes the request: it takes no status")
+        if self.status is None and self.latency == 0 and not self.drop_response:
+            raise ValueError("a fault needs a status, a latency, drop_response, or a combination")
+        return self
 
     def matches(self, kind: str, path: str, method: str | None = None) -> bool:
         """Whether a request of ``kind`` (api/token/discovery) on ``path`` with ``method`` is affected."""
@@ -78,43 +81,13 @@ class Fault:
         return self.path_prefix is None or path.startswith(self.path_prefix)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "status": self.status,
-            "count": self.count,
-            "retry_after": self.retry_after,
-            "latency": self.latency,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "drop_response": self.drop_response,
-        }
+        return self.model_dump()
 
 
 @dataclass
 class _PendingFault:
     fault: Fault
     remaining: int
-
-
-@dataclass
-class EmulatorConfig:
-    """Settings a test may change at runtime; ``reset()`` restores the constructor values."""
-
-    token_lifetime: int
-    client_secret: str
-    discovery_mode: str = "normal"
-    discovery_document: dict[str, Any] | None = None
-    token_redirect_to: str | None = None
-    clock_offset: float = 0.0
-    build_pending: float = DEFAULT_BUILD_PENDING
-    build_running: float = DEFAULT_BUILD_RUNNING
-    operation_duration: float = DEFAULT_OPERATION_DURATION
-    # ODC's documented rate limits (see rate_limits.py); Retry-After only when a test opts in, as ODC
-    # promises none: "auto" (seconds until the window frees a slot) or a fixed number of seconds.
-    rate_limits: bool = True
-    post_limit_per_minute: int | None = DEFAULT_POST_LIMIT
-    domain_limit_per_minute: int | None = DEFAULT_DOMAIN_LIMIT
-    rate_limit_retry_after: str | int | None = None
 
 
 @dataclass
@@ -154,35 +127,9 @@ class _Counters:
     connections: set[tuple[str, int]] = field(default_factory=set)
 
 
-def _duration(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
-        raise ValueError(f"{name} must be a number of seconds between 0 and 86400")
-    return float(value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1")
-    return value
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false")
-    return value
-
-
-def _retry_after_setting(value: Any) -> str | int | None:
-    """``None`` (no header), ``"auto"`` or whole seconds >= 0."""
-    if value is None or value == "auto":
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError('rate_limit_retry_after must be null (no header), "auto" or an integer >= 0')
-
-
-class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
-    """All mutable emulator data behind one lock, plus the immutable seed (served without locking)."""
+class EmulatorState:
+    """Credentials, tokens, counters, faults, config and clock; the release lifecycle (``release``) and the other
+    long-running jobs (``jobs``) are its parts, sharing its ``Runtime``. The seed is served without locking."""
 
     def __init__(
         self,
@@ -196,7 +143,6 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
     ) -> None:
         if token_lifetime < 1:
             raise ValueError("token_lifetime must be >= 1 second")
-        self._lock = threading.Lock()
         self.client_id = client_id or DEFAULT_CLIENT_ID
         # The "subject" ODC records as builtBy / deployedBy / taggedBy for this API client.
         self.client_subject = str(uuid.uuid5(uuid.NAMESPACE_URL, f"odc-emulator-client:{self.client_id}"))
@@ -204,13 +150,16 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         self.realm = str(uuid.uuid4())
         self._signing_key = secrets.token_bytes(32)
         self._key_id = secrets.token_hex(8)
-        self._defaults = EmulatorConfig(
-            token_lifetime=token_lifetime,
-            client_secret=client_secret or generate_client_secret(),
-            rate_limits=_flag("rate_limits", rate_limits),
-            rate_limit_retry_after=_retry_after_setting(rate_limit_retry_after),
+        self._runtime = Runtime(
+            EmulatorConfig(
+                token_lifetime=token_lifetime,
+                client_secret=client_secret or generate_client_secret(),
+                **ConfigChange.model_validate(
+                    {"rate_limits": rate_limits, "rate_limit_retry_after": rate_limit_retry_after}
+                ).changes(),
+            )
         )
-        self._config = replace(self._defaults)
+        self._lock = self._runtime.lock
         self._tokens: dict[str, float] = {}  # jti -> expiry on the emulator clock
         # Every token minted (reset does not forget them), so that leak scans know what to look for.
         self._minted: collections.deque[str] = collections.deque(maxlen=10_000)
@@ -220,11 +169,10 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         seed = build_seed(asset_count)
         self.portfolio_key = seed.portfolio_key
         self.environments = seed.environments
-        self._seed_data = seed  # the assets as seeded; current_assets() has the tags as patched since
-        self._release_seed = build_release_seed(seed)
-        self._asset_index = {asset["assetKey"]: index for index, asset in enumerate(seed.assets)}
-        self._release = new_release_data(seed, self._release_seed)
-        self._jobs = JobData()  # analyses, generated code, native builds, ... (``long_running``)
+        # The parts: revisions, builds, deployments, rate windows and fail_next; then the other jobs.
+        failure_kinds = (*OPERATION_KINDS, *JOB_FAILURE_KINDS)
+        self.release = ReleaseLifecycle(self._runtime, seed, self.client_subject, failure_kinds)
+        self.jobs = LongRunningJobs(self._runtime, self.release)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -244,19 +192,20 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
             return self._now_locked()
 
     def _now_locked(self) -> float:
-        return time.time() + self._config.clock_offset
+        return self._runtime.now_locked()
 
     def advance(self, seconds: float) -> float:
         """Make ``seconds`` pass on the emulator clock at once (tokens, operations, rate windows); new offset."""
-        step = _duration("seconds", seconds)
+        step: float = SECONDS.validate_python(seconds)
         with self._lock:
-            self._config = replace(self._config, clock_offset=self._config.clock_offset + step)
-            return self._config.clock_offset
+            config = self._runtime.config
+            self._runtime.config = replace(config, clock_offset=config.clock_offset + step)
+            return self._runtime.config.clock_offset
 
     def config(self) -> EmulatorConfig:
         """A snapshot copy; callers never see a half-applied change."""
         with self._lock:
-            return replace(self._config)
+            return replace(self._runtime.config)
 
     def config_view(self) -> dict[str, Any]:
         config = self.config()
@@ -298,61 +247,11 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         100) change those limits, ``None`` lifts them. ``rate_limit_retry_after`` is ``None`` (no header, as
         ODC documents none), ``"auto"`` (seconds until a slot frees) or a fixed number of seconds.
         """
-        changes: dict[str, Any] = {}
-        if token_lifetime is not None:
-            changes["token_lifetime"] = _positive_int("token_lifetime", token_lifetime)
-        if client_secret is not None:
-            if not isinstance(client_secret, str) or not client_secret:
-                raise ValueError("client_secret must be a non-empty string")
-            changes["client_secret"] = client_secret
-        if discovery is not None:
-            changes.update(self._validate_discovery(discovery))
-        if token_redirect_to is not UNSET:
-            if token_redirect_to is not None and (not isinstance(token_redirect_to, str) or not token_redirect_to):
-                raise ValueError("token_redirect_to must be a URL string or null")
-            changes["token_redirect_to"] = token_redirect_to
-        if clock_offset is not None:
-            if isinstance(clock_offset, bool) or not isinstance(clock_offset, (int, float)):
-                raise ValueError("clock_offset must be a number of seconds")
-            changes["clock_offset"] = float(clock_offset)
-        if build_durations is not None:
-            if (
-                not isinstance(build_durations, dict)
-                or not build_durations
-                or set(build_durations) - {"pending", "running"}
-            ):
-                raise ValueError('build_durations must be an object like {"pending": 0.5, "running": 1.5}')
-            for phase, value in build_durations.items():
-                changes[f"build_{phase}"] = _duration(f"build_durations.{phase}", value)
-        if operation_duration is not None:
-            changes["operation_duration"] = _duration("operation_duration", operation_duration)
-        if rate_limits is not None:
-            changes["rate_limits"] = _flag("rate_limits", rate_limits)
-        for name, limit in (
-            ("post_limit_per_minute", post_limit_per_minute),
-            ("domain_limit_per_minute", domain_limit_per_minute),
-        ):
-            if limit is not UNSET:
-                if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-                    raise ValueError(f"{name} must be an integer >= 1 or null (no limit)")
-                changes[name] = limit
-        if rate_limit_retry_after is not UNSET:
-            changes["rate_limit_retry_after"] = _retry_after_setting(rate_limit_retry_after)
+        given = {name: value for name, value in locals().items() if name in ConfigChange.model_fields}
+        changes = ConfigChange(**{name: value for name, value in given.items() if value is not UNSET}).changes()
         with self._lock:
-            self._config = replace(self._config, **changes)
+            self._runtime.config = replace(self._runtime.config, **changes)
         return self.config_view()
-
-    @staticmethod
-    def _validate_discovery(discovery: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(discovery, dict) or set(discovery) - {"mode", "document"}:
-            raise ValueError('discovery must be an object {"mode": ..., "document": ...}')
-        mode = discovery.get("mode", "normal")
-        if mode not in DISCOVERY_MODES:
-            raise ValueError(f"discovery.mode must be one of {', '.join(DISCOVERY_MODES)}")
-        document = discovery.get("document")
-        if mode == "override" and not isinstance(document, dict):
-            raise ValueError("discovery.document (an object) is required with mode 'override'")
-        return {"discovery_mode": mode, "discovery_document": document if mode == "override" else None}
 
     # Credentials and tokens --------------------------------------------------------------------------
 
@@ -364,17 +263,16 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         return id_ok and secret_ok
 
     def issue_token(self, issuer: str) -> tuple[str, int]:
-        """Mint a signed JWT-shaped access token, remember its ``jti``; returns (token, lifetime)."""
+        """Mint an HS256 JWT access token (PyJWT), remember its ``jti``; returns (token, lifetime)."""
         with self._lock:
             now = self._now_locked()
-            lifetime = self._config.token_lifetime
+            lifetime = self._runtime.config.token_lifetime
             jti = str(uuid.uuid4())
             self._tokens[jti] = now + lifetime
             self._counters.token_exchanges += 1
             if len(self._tokens) > 10_000:
                 self._tokens = {key: exp for key, exp in self._tokens.items() if exp > now}
-        header = {"alg": "HS256", "typ": "JWT", "kid": self._key_id}
-        payload = {
+        claims = {
             "exp": int(now + lifetime),
             "iat": int(now),
             "jti": jti,
@@ -385,13 +283,7 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
             "scope": TOKEN_SCOPE,
             "clientId": self.client_id,
         }
-        signing_input = (
-            _b64url(json.dumps(header, separators=(",", ":")).encode())
-            + "."
-            + _b64url(json.dumps(payload, separators=(",", ":")).encode())
-        )
-        signature = hmac.new(self._signing_key, signing_input.encode("ascii"), hashlib.sha256).digest()
-        token = f"{signing_input}.{_b64url(signature)}"
+        token = jwt.encode(claims, self._signing_key, algorithm="HS256", headers={"kid": self._key_id})
         with self._lock:
             self._minted.append(token)
         return token, lifetime
@@ -408,18 +300,16 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "The Authorization header must use the Bearer scheme."
-        parts = token.strip().split(".")
-        if len(parts) != 3:
-            return "The access token is malformed."
         try:
-            signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-            expected = hmac.new(self._signing_key, signing_input, hashlib.sha256).digest()
-            signature_ok = hmac.compare_digest(_b64url_decode(parts[2]), expected)
-            jti = json.loads(_b64url_decode(parts[1]))["jti"]
-        except (ValueError, KeyError, TypeError):
-            return "The access token is malformed."
-        if not signature_ok or not isinstance(jti, str):
+            # Expiry is checked below on the emulator clock (which a test may skew), not PyJWT's wall clock.
+            claims = jwt.decode(token.strip(), self._signing_key, algorithms=["HS256"], options=TOKEN_CHECKS)
+        except jwt.InvalidSignatureError:
             return "The access token signature is invalid."
+        except jwt.InvalidTokenError:
+            return "The access token is malformed."
+        jti = claims["jti"]
+        if not isinstance(jti, str):
+            return "The access token is malformed."
         with self._lock:
             expiry = self._tokens.get(jti)
             now = self._now_locked()
@@ -450,35 +340,14 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
         drop_response: bool = False,
     ) -> Fault:
         """Queue a fault for the next ``count`` matching requests (FIFO among faults that match)."""
-        if target not in FAULT_TARGETS:
-            raise ValueError(f"target must be one of {', '.join(FAULT_TARGETS)}")
-        if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
-            raise ValueError("status must be an integer HTTP status or null")
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError("status must be between 400 and 599")
-        _positive_int("count", count)
-        if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
-            raise ValueError("latency must be a number of seconds >= 0")
-        if not isinstance(drop_response, bool):
-            raise ValueError("drop_response must be true or false")
-        if drop_response and status is not None:
-            raise ValueError("drop_response processes the request: it takes no status")
-        if status is None and latency == 0 and not drop_response:
-            raise ValueError("a fault needs a status, a latency, drop_response, or a combination")
-        if method is not None and (not isinstance(method, str) or method.upper() not in HTTP_METHODS):
-            raise ValueError(f"method must be one of {', '.join(HTTP_METHODS)} or null")
-        if retry_after is not None and not isinstance(retry_after, (str, int)):
-            raise ValueError("retry_after must be a string (seconds or HTTP-date), an integer or null")
-        if path_prefix is not None and not isinstance(path_prefix, str):
-            raise ValueError("path_prefix must be a string or null")
         fault = Fault(
-            target=target,
+            target=target,  # type: ignore[arg-type]  # checked by the model
             status=status,
             count=count,
-            retry_after=None if retry_after is None else str(retry_after),
-            latency=float(latency),
+            retry_after=retry_after,  # type: ignore[arg-type]  # an int becomes its text
+            latency=latency,
             path_prefix=path_prefix,
-            method=None if method is None else method.upper(),
+            method=method,  # type: ignore[arg-type]  # checked (upper-cased) by the model
             drop_response=drop_response,
         )
         with self._lock:
@@ -568,17 +437,22 @@ class EmulatorState(ReleaseStateMixin, LongRunningStateMixin):
                 "unauthorized": counters.unauthorized,
                 "connections": len(counters.connections),
                 "faults_served": counters.faults_served,
-                **self.release_stats_locked(),
+                **self.release.stats_locked(),
             }
 
     def reset(self) -> None:
         """Back to a freshly started instance: operations, tags, deployments and rate windows as seeded too."""
-        release = new_release_data(self._seed_data, self._release_seed)
+        self.release.reset()
+        self.jobs.reset()
         with self._lock:
-            self._release = release
-            self._jobs = JobData()
-            self._config = replace(self._defaults)
+            self._runtime.config = replace(self._runtime.defaults)
             self._tokens.clear()
             self._faults.clear()
             self._counters = _Counters()
             self._requests.clear()
+
+    # Shared with the asset list and the rate-limit gate -------------------------------------------------
+
+    def current_assets(self) -> list[dict[str, Any]]:
+        """The latest revision of every asset (with tags as patched), in seed order."""
+        return self.release.current_assets()

@@ -1,4 +1,4 @@
-"""HTTP helpers shared by the emulator's route modules: ProblemDetails bodies, query parameters, JSON bodies.
+"""HTTP helpers shared by the emulator's route modules: the guarded route, ProblemDetails, query parameters.
 
 ASP.NET Core conventions (the ODC services are .NET): validation problems carry an ``errors`` map and the
 title "One or more validation errors occurred."; ODC adds ``traceId`` and ``errorCode`` to every problem.
@@ -6,23 +6,25 @@ title "One or more validation errors occurred."; ODC adds ``traceId`` and ``erro
 
 from __future__ import annotations
 
-import json
+import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, get_args
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator
 
 from airflow_provider_odc.emulator.seed import parse_timestamp
-from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALIDATION_TITLE, ApiError
+from airflow_provider_odc.emulator.validation import INT32_MAX, INT32_MIN, VALIDATION_TITLE, ApiError, problem_errors
 
 CONTROL_PREFIX = "/_emulator"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-JSON_MEDIA_TYPES = ("application/json",)
 
 # ``guard(request, route template)``: a Response means "answer this instead" (fault, 429, 401).
 Guard = Callable[[Request, str], Awaitable[Response | None]]
@@ -138,29 +140,39 @@ def page_without_totals(items: list[Any], limit: int, offset: int) -> dict[str, 
     return {"page": page, "results": results}
 
 
-def make_endpoint(app: FastAPI, guard: Guard) -> Callable[[str, str, str], Callable[[Handler], Handler]]:
-    """An ``endpoint(method, template, error_code)`` decorator registering API routes on ``app``.
+class OdcRoute(APIRoute):
+    """An ODC API route: the guard (call count, faults, rate limits, bearer auth) answers first, as a gateway
+    does, before FastAPI parses anything; errors then become ProblemDetails with the route's ``error_code``."""
 
-    The route runs ``guard`` (faults, ODC's rate limits for ``method template``, auth), returns its refusal if
-    any, else ``handler(request, **path_params)``; ``QueryError`` becomes a validation problem with
-    ``error_code`` and ``ApiError`` its own problem.
-    """
+    guard: Guard
+    error_code: str
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        parse_and_handle = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            denied = await self.guard(request, self.path_format)
+            if denied is not None:
+                return denied
+            if self.body_field is not None and (await request.body()).strip():
+                media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media_type != "application/json" and not re.fullmatch(r"application/[^/]+\+json", media_type):
+                    detail = f"Unsupported media type '{media_type}': send application/json."
+                    raise ApiError(415, detail, self.error_code)
+            return await parse_and_handle(request)
+
+        return guarded
+
+
+def make_endpoint(app: FastAPI, guard: Guard) -> Callable[[str, str, str], Callable[[Handler], Handler]]:
+    """An ``endpoint(method, template, error_code)`` decorator registering ``OdcRoute`` API routes on ``app``."""
 
     def endpoint(method: str, template: str, error_code: str) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
-            async def route(request: Request) -> Response:
-                denied = await guard(request, template)
-                if denied is not None:
-                    return denied
-                try:
-                    return await handler(request, **request.path_params)
-                except QueryError as error:
-                    return validation_problem(request, error, error_code)
-                except ApiError as error:
-                    return api_error_response(request, error)
-
-            route.__name__ = handler.__name__
-            app.add_api_route(template, route, methods=[method])
+            app.router.add_api_route(template, handler, methods=[method], route_class_override=OdcRoute)
+            route = app.router.routes[-1]
+            assert isinstance(route, OdcRoute)
+            route.guard, route.error_code = guard, error_code
             return handler
 
         return decorate
@@ -168,123 +180,129 @@ def make_endpoint(app: FastAPI, guard: Guard) -> Callable[[str, str, str], Calla
     return endpoint
 
 
+def _route_error_code(request: Request) -> str:
+    route = request.scope.get("route")
+    return route.error_code if isinstance(route, OdcRoute) else "OS-GATEWAY-40001"
+
+
+def _body_schema(request: Request) -> str:
+    """The name of the route's body model (``AssetVersionPatchRequest`` also for ``... | None``)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    annotation = None if body is None else body.field_info.annotation
+    models = [t for t in (annotation, *get_args(annotation)) if isinstance(t, type) and issubclass(t, BaseModel)]
+    return models[0].__name__ if models else "the request body"
+
+
+def add_problem_handlers(app: FastAPI) -> None:
+    """The one place where request errors become ODC ProblemDetails (ASP.NET Core style)."""
+
+    async def api_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ApiError)
+        return api_error_response(request, error)
+
+    async def query_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, QueryError)
+        return validation_problem(request, error, _route_error_code(request))
+
+    async def invalid_request(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = problem_errors(error.errors(), _body_schema(request))
+        first = next(iter(errors.values()))[0]
+        problem = ApiError(400, first, _route_error_code(request), errors=errors, title=VALIDATION_TITLE)
+        return api_error_response(request, problem)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(QueryError, query_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
 # Query parameters --------------------------------------------------------------------------------------
+#
+# Each list endpoint takes a pydantic query model (``Annotated[Model, Query()]``): FastAPI binds the query
+# string to it, the fields' parsers raise ``ValueError`` with ASP.NET's wording, and the validation handler
+# puts that text in the problem's ``errors`` map under the parameter's name. Unknown parameters are ignored.
 
 
-def _int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not valid for {name}.") from None
-    if not minimum <= value <= maximum:
-        raise QueryError(name, f"The field {name} must be between {minimum} and {maximum}.")
-    return value
+def parsed(parse: Callable[[str], Any], default: Any = None) -> BeforeValidator:
+    """Parse the raw value with ``parse``; an empty one (``?limit=``) means ``default``."""
+
+    def check(raw: Any) -> Any:
+        if isinstance(raw, list):  # FastAPI collects every ``?sort=`` for a list-typed result: the last one counts
+            raw = raw[-1] if raw else ""
+        return default if raw == "" else parse(raw)
+
+    return BeforeValidator(check)
 
 
-def _paging(request: Request, default_limit: int = 100) -> tuple[int, int]:
-    return _int_param(request, "limit", default_limit, 1, 1000), _int_param(request, "offset", 0, 0, INT32_MAX)
-
-
-def _sort(request: Request, parse: Callable[[str], list[tuple[str, bool]]]) -> list[tuple[str, bool]] | None:
-    raw = request.query_params.get("sort")
-    if not raw:
-        return None
-    try:
-        return parse(raw)
-    except ValueError as error:
-        raise QueryError("sort", str(error)) from None
-
-
-def _list_param(request: Request, name: str) -> list[str]:
+def listed(parse: Callable[[str], Any] | None = None) -> BeforeValidator:
     """Arrays arrive as repeated keys (``?a=x&a=y``) or comma-separated (``?a=x,y``); accept both."""
-    values: list[str] = []
-    for raw in request.query_params.getlist(name):
-        values.extend(part.strip() for part in raw.split(",") if part.strip())
-    return values
+
+    def split(raws: list[str]) -> list[Any]:
+        values = [part.strip() for raw in raws for part in raw.split(",") if part.strip()]
+        return values if parse is None else [parse(value) for value in values]
+
+    return BeforeValidator(split)
 
 
-def _bool_param(request: Request, name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    raise QueryError(name, f"The value '{raw}' is not valid for {name}.")
+def bounded_int(name: str, minimum: int = INT32_MIN, maximum: int = INT32_MAX) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"The value '{raw}' is not valid for {name}.") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"The field {name} must be between {minimum} and {maximum}.")
+        return value
+
+    return parse
 
 
-def _int_param_or_none(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    return _int_param(request, name, 0, INT32_MIN, INT32_MAX)
+def boolean(name: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ValueError(f"The value '{raw}' is not valid for {name}.")
+
+    return parse
 
 
-def _guid_param(request: Request, name: str) -> str | None:
-    """A GUID filter, canonical (lower-case, hyphenated), or ``None`` when absent."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
+def guid(raw: str) -> str:
+    """A GUID, canonical (lower-case, hyphenated)."""
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not a valid GUID.") from None
+        raise ValueError(f"The value '{raw}' is not a valid GUID.") from None
 
 
-def _guid_list_param(request: Request, name: str) -> list[str]:
-    values = []
-    for raw in _list_param(request, name):
-        try:
-            values.append(str(uuid.UUID(raw)))
-        except ValueError:
-            raise QueryError(name, f"The value '{raw}' is not a valid GUID.") from None
-    return values
+def one_of(name: str, allowed: Iterable[str]) -> Callable[[str], str]:
+    choices = tuple(allowed)
+
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"The value '{raw}' is not valid for {name}. Allowed: {', '.join(choices)}.")
+        return raw
+
+    return parse
 
 
-def _enum_param(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw not in allowed:
-        raise QueryError(name, f"The value '{raw}' is not valid for {name}. Allowed: {', '.join(allowed)}.")
-    return raw
-
-
-def _date_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
+def date_time(raw: str) -> datetime:
     try:
         return parse_timestamp(raw)
     except ValueError:
-        raise QueryError(name, f"The value '{raw}' is not a valid date-time.") from None
+        raise ValueError(f"The value '{raw}' is not a valid date-time.") from None
 
 
-# JSON bodies -------------------------------------------------------------------------------------------
+Limit = Annotated[int, parsed(bounded_int("limit", 1, 1000), 100)]
+Offset = Annotated[int, parsed(bounded_int("offset", 0), 0)]
+GuidFilter = Annotated[str | None, parsed(guid)]
+DateFilter = Annotated[datetime | None, parsed(date_time)]
+Sort = list[tuple[str, bool]] | None
+StringList = Annotated[tuple[str, ...], listed()]
+GuidList = Annotated[tuple[str, ...], listed(guid)]
 
 
-async def json_body(request: Request, error_code: str, *, required: bool) -> Any:
-    """The parsed JSON body; 415 for another media type, 400 for bad JSON or a missing required body."""
-    raw = await request.body()
-    if not raw.strip():
-        if required:
-            raise ApiError(
-                400,
-                "A non-empty request body is required.",
-                error_code,
-                title=VALIDATION_TITLE,
-                errors={"$": ["A non-empty request body is required."]},
-            )
-        return {}
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in JSON_MEDIA_TYPES and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        raise ApiError(415, f"Unsupported media type '{media_type}': send application/json.", error_code)
-    try:
-        return json.loads(raw)
-    except ValueError as error:
-        message = f"The request body is not valid JSON: {error}"
-        raise ApiError(400, message, error_code, title=VALIDATION_TITLE, errors={"$": [message]}) from None
+class Paging(BaseModel):
+    """``limit`` (1..1000, default 100) and ``offset`` of the pages with totals."""
+
+    limit: Limit = 100
+    offset: Offset = 0

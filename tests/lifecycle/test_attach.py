@@ -148,7 +148,7 @@ def test_deploy_building_first_waits_for_a_running_build_instead_of_starting_one
         context(2)
     )
     assert started(fast_emulator, "build") == 1 and started(fast_emulator, "deploy") == 1
-    assert fast_emulator.state.get_operation("deployment", key)["status"] == "Finished"
+    assert fast_emulator.state.release.get_operation("deployment", key)["status"] == "Finished"
 
 
 def test_publish_lost_answer_attaches_to_the_listed_publish(fast_emulator: Any) -> None:
@@ -157,4 +157,4 @@ def test_publish_lost_answer_attaches_to_the_listed_publish(fast_emulator: Any) 
     store = StateStore()
     key = OdcPublishOperator(task_id="p", asset=app["assetKey"], **FAST).execute(context(1, store))
     assert started(fast_emulator, "publish") == 1 and store.values[STORE_KEY]["key"] == key
-    assert fast_emulator.state.get_operation("publish", key)["assetKey"] == app["assetKey"]
+    assert fast_emulator.state.release.get_operation("publish", key)["assetKey"] == app["assetKey"]

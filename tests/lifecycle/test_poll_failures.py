@@ -58,7 +58,7 @@ def fail_polls(emulator: Any, how: str, count: int) -> None:
 def test_worker_wait_rides_out_failed_polls(single_shot: Any, how: str, failures: int) -> None:
     fail_polls(single_shot, how, failures)
     key, _ = run_operator(deploy(single_shot, poll_failure_limit=3))
-    assert single_shot.state.get_operation("deployment", key)["status"] == "Finished"
+    assert single_shot.state.release.get_operation("deployment", key)["status"] == "Finished"
     assert single_shot.stats()["faults_served"] == failures
     assert status_polls(single_shot) >= failures + 1
 
