@@ -189,7 +189,7 @@ def test_a_refused_token_gets_a_new_exchange_even_during_a_cooldown(warm: Warm, 
     """A 401 for the current token is not a proactive refresh: it must be replaced, cool-down or not."""
     hook, cache, clock, token = warm
     odc_emulator.add_fault(target="token", status=503, count=2)
-    first = hook.get_access_token()  # one failed attempt (two requests): cool-down
+    assert hook.get_access_token() == token.value  # one failed attempt (two requests): cool-down
     assert cache.retry_not_before > clock.now
     odc_emulator.revoke_tokens()
     before = counts(odc_emulator)
