@@ -45,8 +45,11 @@ class FakeClock:
         self.now += seconds
 
 
-def worker_cache(hook: OdcHook, variables: dict[str, str], clock: FakeClock, *, jitter: float = 0.0) -> TokenCache:
-    """The cache one worker process builds (its memory, the shared Variables), on ``clock``; given to ``hook``."""
+def worker_cache(
+    hook: OdcHook, variables: dict[str, str], clock: FakeClock, *, jitter: float = 0.0, shared: bool = True
+) -> TokenCache:
+    """The cache one worker process builds (its memory, the shared Variables and lease unless not ``shared``:
+    ``cache_mode: memory``), on ``clock``; given to ``hook``."""
     settings = hook.settings
     lease = ExchangeLease(
         DictStore(variables, lease_key_for(settings.conn_id)),
@@ -55,11 +58,11 @@ def worker_cache(hook: OdcHook, variables: dict[str, str], clock: FakeClock, *, 
         sleep=clock.sleep,
     )
     cache = TokenCache(
-        store=DictStore(variables, variable_key_for(settings.conn_id)),
-        codec=envelope_codec_for(settings),
+        store=DictStore(variables, variable_key_for(settings.conn_id)) if shared else None,
+        codec=envelope_codec_for(settings) if shared else None,
         refresh_margin=settings.refresh_margin,
         jitter=0,
-        lease=lease,
+        lease=lease if shared else None,
         clock=clock,
         cooldown_jitter=lambda: jitter,
     )
@@ -83,12 +86,17 @@ def cooldown_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if COOLDOWN_WARNING in r.getMessage()]
 
 
-@pytest.fixture
-def warm(make_hook: HookFactory, odc_emulator: Any, variables: dict[str, str]) -> Iterator[Warm]:
-    """A hook (one retry) with a token from the emulator, its cache's clock 200 s before the token expires."""
+@pytest.fixture(params=["variable", "memory"], ids=["cache-variable", "cache-memory"])
+def warm(
+    request: pytest.FixtureRequest, make_hook: HookFactory, odc_emulator: Any, variables: dict[str, str]
+) -> Iterator[Warm]:
+    """A hook (one retry) with a token from the emulator, its cache's clock 200 s before the token expires.
+
+    Once with the shared Variable and lease, once in memory only: the cool-down holds in each on its own.
+    """
     clock = FakeClock()
     hook = make_hook(max_retries=1, extra={"timeout": 1})
-    cache = worker_cache(hook, variables, clock)
+    cache = worker_cache(hook, variables, clock, shared=request.param == "variable")
     assert hook.request("GET", ENVIRONMENTS).status_code == 200
     token = hook._token()
     clock.now = token.expires_at - 200  # inside the 300 s refresh margin, valid for 200 s more
