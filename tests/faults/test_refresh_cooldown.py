@@ -66,7 +66,7 @@ def worker_cache(
         clock=clock,
         cooldown_jitter=lambda: jitter,
     )
-    hook.token_cache = cache  # type: ignore[misc]  # the cached_property's slot
+    hook.token_cache = cache  # the cached_property's slot
     return cache
 
 
@@ -252,7 +252,7 @@ def test_slow_identity_provider_under_the_lease_no_stampede(
             ttl=exchange_lease_ttl(settings.timeout, RetryPolicy(max_retries=settings.max_retries)),
             settle_max=1.0,
         )
-        hook.token_cache = TokenCache(  # type: ignore[misc]  # the cached_property's slot
+        hook.token_cache = TokenCache(  # the cached_property's slot
             store=DictStore(variables, variable_key_for(settings.conn_id)),
             codec=envelope_codec_for(settings),
             refresh_margin=settings.refresh_margin,
