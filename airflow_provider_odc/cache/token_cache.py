@@ -132,41 +132,52 @@ class TokenCache:
         token = self.current(reject)
         if token is not None:
             return token
-        with self._lock:
-            token = self.current(reject)
-            if token is not None:  # another thread refreshed (or failed to) while this one waited
-                return token
-            stored = self._load()
-            token = self._usable(stored, reject)
-            if token is not None:  # another task or worker stored a fresh token
+        if not self._lock.acquire(blocking=False):
+            token = self._still_valid(self._token, reject)
+            if token is not None:
+                return token  # another thread is refreshing: keep the valid token meanwhile, do not wait
+            self._lock.acquire()
+        try:
+            return self._get_locked(fetch, reject)
+        finally:
+            self._lock.release()
+
+    def _get_locked(self, fetch: Fetch, reject: AccessToken | None) -> AccessToken:
+        """``get`` under the lock: the Variable, then the lease, then the exchange."""
+        token = self.current(reject)
+        if token is not None:  # another thread refreshed (or failed to) while this one waited
+            return token
+        stored = self._load()
+        token = self._usable(stored, reject)
+        if token is not None:  # another task or worker stored a fresh token
+            self._token = token
+            return token
+        fallback = _later(self._still_valid(self._token, reject), self._still_valid(stored, reject))
+        holds_lease = False
+        if self.lease is not None:
+            if fallback is not None and self._adopt_shared_cooldown(self.lease, fallback):
+                return fallback
+            holds_lease = self.lease.claim()
+            if holds_lease:
+                # A rival that won earlier may have stored its token during our settle delay (a
+                # process starved of CPU reads the lease back late, after the winner released it).
+                token = self._usable(self._load(), reject)
+            elif fallback is not None:
+                return fallback  # another worker is refreshing: keep the valid token meanwhile
+            else:
+                token, holds_lease = self.lease.wait_for(lambda: self._usable(self._load(), reject))
+            if token is not None:  # the lease holder's token
+                if holds_lease:
+                    self.lease.release()
                 self._token = token
                 return token
-            fallback = _later(self._still_valid(self._token, reject), self._still_valid(stored, reject))
-            holds_lease = False
-            if self.lease is not None:
-                if fallback is not None and self._adopt_shared_cooldown(self.lease, fallback):
-                    return fallback
-                holds_lease = self.lease.claim()
-                if holds_lease:
-                    # A rival that won earlier may have stored its token during our settle delay (a
-                    # process starved of CPU reads the lease back late, after the winner released it).
-                    token = self._usable(self._load(), reject)
-                elif fallback is not None:
-                    return fallback  # another worker is refreshing: keep the valid token meanwhile
-                else:
-                    token, holds_lease = self.lease.wait_for(lambda: self._usable(self._load(), reject))
-                if token is not None:  # the lease holder's token
-                    if holds_lease:
-                        self.lease.release()
-                    self._token = token
-                    return token
-            cooldown_until = 0.0
-            try:
-                token, cooldown_until = self._exchange(fetch, fallback=fallback)
-                return token
-            finally:
-                if holds_lease and self.lease is not None:
-                    self.lease.release(cooldown_until=cooldown_until)
+        cooldown_until = 0.0
+        try:
+            token, cooldown_until = self._exchange(fetch, fallback=fallback)
+            return token
+        finally:
+            if holds_lease and self.lease is not None:
+                self.lease.release(cooldown_until=cooldown_until)
 
     def _exchange(self, fetch: Fetch, *, fallback: AccessToken | None) -> tuple[AccessToken, float]:
         """The fetched token, or ``fallback`` and the end of the cool-down it starts (0.0 when fetched)."""

@@ -234,6 +234,31 @@ def test_failed_refresh_starts_a_cooldown_served_without_lock_or_io(caplog: pyte
     assert cache.retry_not_before == 0.0
 
 
+def test_other_threads_keep_the_valid_token_while_one_thread_refreshes() -> None:
+    """A refresh that hangs (the whole retried exchange) holds the lock; threads with a valid token do not wait."""
+    clock = Clock()
+    exchanges = Exchanges(clock)
+    cache = TokenCache(store=None, codec=None, refresh_margin=300, jitter=0, clock=clock)
+    first = cache.get(exchanges)
+    clock.now = first.expires_at - 200
+    refreshing, may_finish = threading.Event(), threading.Event()
+    refreshed: list[AccessToken] = []
+
+    def hanging_fetch(endpoint: str | None) -> CachedToken:
+        refreshing.set()
+        assert may_finish.wait(10), "the other thread waited for the refresh"
+        return exchanges(endpoint)
+
+    refresher = threading.Thread(target=lambda: refreshed.append(cache.get(hanging_fetch)))
+    refresher.start()
+    assert refreshing.wait(10)
+    assert cache.get(exchanges) == first  # served at once, while the refresh is still under way
+    assert exchanges.calls == 1
+    may_finish.set()
+    refresher.join()
+    assert refreshed[0].value == cache.get(exchanges).value == "token-number-2"
+
+
 def test_a_token_about_to_expire_is_not_served_even_while_cooling_down() -> None:
     clock = Clock()
     exchanges = Exchanges(clock)
