@@ -9,9 +9,9 @@ A token is looked for in three places, cheapest first:
 Steps 2 and 3 run under a per-connection lock (single flight): twenty threads that want a token in a
 cold process cause one exchange. The Variable is read again under the lock, just before exchanging,
 because another worker may have stored a token a moment ago. Across processes, an optional
-``ExchangeLease`` lets one worker exchange while the others wait for its token (see ``lease.py``); a
-worker whose token is due but still valid does not wait for another worker's refresh, it keeps using
-its token meanwhile.
+``ExchangeLease`` lets one worker exchange while the others wait for its token (see ``lease.py``). A
+thread or worker whose token is due but still valid does not wait for another one's refresh: it keeps
+using its token meanwhile.
 
 A failed proactive refresh (the token is inside its refresh margin but still valid) does not cost an
 exchange per call, as MSAL does it: the valid token stays in use and no new attempt is made for a
