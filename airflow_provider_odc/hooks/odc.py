@@ -33,7 +33,7 @@ from airflow_provider_odc.auth.discovery import fetch_token_endpoint, validate_t
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.auth.transport import NoRedirectSession, unanswered
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
-from airflow_provider_odc.cache.lease import ExchangeLease, lease_key_for
+from airflow_provider_odc.cache.lease import ExchangeLease, exchange_lease_ttl, lease_key_for
 from airflow_provider_odc.cache.stores import TokenStore, VariableTokenStore, variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
@@ -188,7 +188,8 @@ class OdcHook(BaseHook):
         """The process-wide cache of a connection identity: built once, not by every hook."""
         if settings.cache_mode != "variable":
             return TokenCache(store=None, codec=None, refresh_margin=settings.refresh_margin)
-        lease = ExchangeLease(cls.token_store(lease_key_for(settings.conn_id)), ttl=settings.timeout)
+        ttl = exchange_lease_ttl(settings.timeout, RetryPolicy(max_retries=settings.max_retries))
+        lease = ExchangeLease(cls.token_store(lease_key_for(settings.conn_id)), ttl=ttl)
         return TokenCache(
             store=cls.token_store(variable_key_for(settings.conn_id)),
             codec=envelope_codec_for(settings),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,22 @@ class Matrix:
                 api_calls=stats.get("api_calls_total", 0),
             )
         )
+
+
+def wait_until_answered(server: Any, timeout: float = 60.0) -> None:
+    """Block until the server has answered every request it received (``status`` noted in its log).
+
+    A latency fault keeps its handler running after the client timed out; until it ends it can still
+    count (and it would count into the next test's counters after a reset). Waiting for the answers,
+    not for a fixed time, is the barrier; ``timeout`` only turns a handler that never ends into a failure.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [f"{r['method']} {r['path']}" for r in server.recent_requests(1000) if r["status"] is None]
+        if not pending:
+            return
+        assert time.monotonic() < deadline, f"the server never answered: {pending}"
+        time.sleep(0.02)
 
 
 def _row_name(node: Any) -> str:

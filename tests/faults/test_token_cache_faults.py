@@ -8,6 +8,7 @@ cache (``TokenCache.forget_all()``), which is all a new worker process lacks.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -16,14 +17,15 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_odc.auth import client_credentials
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.cache import stores
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
 from airflow_provider_odc.cache.stores import variable_key_for
 from airflow_provider_odc.cache.token_cache import TokenCache
-from airflow_provider_odc.hooks.odc import OdcHook
+from airflow_provider_odc.hooks.odc import OdcHook, envelope_codec_for
 
-from ._support import HookFactory, Matrix
+from ._support import DictStore, HookFactory, Matrix
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 KEY = variable_key_for("odc_default")
@@ -166,26 +168,64 @@ def test_variable_set_raises(
     assert not any("HTTP 403" in message for message in warnings), "the exception's text is not logged"
 
 
+class FakeClock:
+    """The hook's clock (token cache and exchange), moved by the test in step with ``odc_emulator.advance``."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.mark.parametrize("offset", [300, -300], ids=["emulator-clock-5-min-ahead", "emulator-clock-5-min-behind"])
 def test_clock_skew(
-    offset: int, make_hook: HookFactory, odc_emulator: Any, variables: dict[str, str], matrix: Matrix
+    offset: int,
+    make_hook: HookFactory,
+    odc_emulator: Any,
+    variables: dict[str, str],
+    matrix: Matrix,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """ODC's clock is minutes off: tokens work, and the refresh still comes before the token expires.
 
-    The token lives 4 s, so the refresh is due at half its life (2 s). The expiry the hook keeps is
-    ``expires_in`` counted on its own clock, so a skew of minutes changes nothing.
+    The token lives 600 s, so the refresh is due at half its life (300 s). The expiry the hook keeps is
+    ``expires_in`` counted on its own clock, so a skew of minutes changes nothing; a hook that believed the
+    token's ``exp`` claim (ODC's clock) would refresh 5 minutes late (a 401) or at once. Time is moved, not
+    waited for: the hook's clock by the test, the emulator's by ``advance`` (where it enforces expiry).
     """
-    odc_emulator.configure(clock_offset=offset, token_lifetime=4)
+    clock = FakeClock()
+    monkeypatch.setattr(
+        "airflow_provider_odc.hooks.odc.exchange_client_credentials",
+        functools.partial(client_credentials.exchange_client_credentials, clock=clock),
+    )
+    odc_emulator.configure(clock_offset=offset, token_lifetime=600)
     hook = make_hook()
+    settings = hook.settings
+    hook.token_cache = TokenCache(  # this hook's cache, on the fake clock
+        store=DictStore(variables, KEY),
+        codec=envelope_codec_for(settings),
+        refresh_margin=settings.refresh_margin,
+        clock=clock,
+    )
     assert hook.request("GET", ENVIRONMENTS).status_code == 200
     first = hook.get_access_token()
-    time.sleep(1.0)
+
+    def let_pass(seconds: float) -> None:
+        clock.now += seconds
+        odc_emulator.advance(seconds)
+
+    let_pass(299)
     assert hook.request("GET", ENVIRONMENTS).status_code == 200  # same token, still fresh
     assert hook.get_access_token() == first
-    time.sleep(1.3)  # past half-life: due for refresh, 1.7 s before it expires
+    let_pass(2)  # past half-life: due for refresh, 299 s before it expires
     assert hook.request("GET", ENVIRONMENTS).status_code == 200
-    assert hook.get_access_token() != first
+    second = hook.get_access_token()
+    assert second != first
+    let_pass(299)  # the first token has expired at ODC; the second is still fresh
+    assert hook.request("GET", ENVIRONMENTS).status_code == 200
+    assert hook.get_access_token() == second
     stats = odc_emulator.stats()
     matrix.record("ok (refreshed at half-life)", stats)
-    assert (stats["token_requests"], stats["token_exchanges"], stats["api_calls_total"]) == (2, 2, 3)
+    assert (stats["token_requests"], stats["token_exchanges"], stats["api_calls_total"]) == (2, 2, 4)
     assert stats["unauthorized"] == 0, "no call was ever made with an expired token"

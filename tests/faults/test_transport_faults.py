@@ -8,7 +8,6 @@ Retry waits are recorded instead of slept (``make_hook.sleeps``); request timeou
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -20,7 +19,7 @@ import pytest
 from airflow_provider_odc.exceptions import OdcApiError, OdcAuthError, OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
 
-from ._support import HookFactory, Matrix, outcome_of
+from ._support import HookFactory, Matrix, outcome_of, wait_until_answered
 
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 SEARCH = "/api/asset-repository/v1/assets/search"  # a POST route (the emulator answers 404 after its checks)
@@ -236,7 +235,7 @@ def run_row(row: Row, make_hook: HookFactory, odc_emulator: Any, matrix: Matrix)
         assert hook.request("GET", ENVIRONMENTS).status_code == 200
     except OdcError as exc:
         error = exc
-    time.sleep(0.05 if not row.conn.get("extra", {}).get("timeout") else 1.2)  # let timed-out handlers end
+    wait_until_answered(odc_emulator)  # timed-out handlers end before counting (and before the next test)
     stats = odc_emulator.stats()
     matrix.record(outcome_of(error), stats)
     if row.error is None:
@@ -309,7 +308,9 @@ def test_post_whose_response_times_out_is_not_sent_again(
     odc_emulator.add_fault(target="api", latency=2.0, count=1, path_prefix=SEARCH)
     with pytest.raises(OdcApiError) as caught:
         hook.request("POST", SEARCH, json={"assetVersionFilters": []})
-    time.sleep(2.0)  # long enough for a (wrong) late re-send to have arrived
+    # A re-send would have happened inside request() (retries are synchronous), so it is counted by now;
+    # the delayed first handler must end before counting, and before the next test resets the emulator.
+    wait_until_answered(odc_emulator)
     stats = odc_emulator.stats()
     matrix.record(outcome_of(caught.value), stats)
     assert "ReadTimeout" in str(caught.value) and "not sent again" in str(caught.value)

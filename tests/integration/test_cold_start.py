@@ -27,9 +27,14 @@ DAG_ID = "odc_cold_start"
 TASKS = 20
 #: Seconds from triggering the run to the shared start: enough for the scheduler to queue the 20 task
 #: instances and for 20 worker processes to start on 2 cores. Measured: the last worker arrived 11-12 s
-#: after the trigger on an idle machine, 26 s on a busy one; a late worker fails the test (premise broken).
+#: after the trigger on an idle machine, 26 s on a busy one. A worker that arrives later just starts late.
 LEAD = 45.0
+#: The premise, judged by what matters rather than by a release window a loaded machine can stretch: at
+#: least this many workers asked for a token before ODC saw the first token request, i.e. while no token
+#: could exist anywhere (each would have exchanged without coordination).
+MIN_COLD_TOGETHER = TASKS // 2
 ENVIRONMENTS = "GET /api/portfolios/v2/environments"
+TOKEN_PATH = "/protocol/openid-connect/token"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -70,20 +75,29 @@ def test_twenty_cold_workers_need_at_most_two_exchanges(
     arrivals = sorted(result["arrived"] - triggered for result in results)
     releases = [result["released"] for result in results]
     slowest = max(result["done"] for result in results) - start_at
+    first_token_request = min(
+        (request["time"] for request in odc_emulator.recent_requests(1000) if request["path"].endswith(TOKEN_PATH)),
+        default=float("inf"),
+    )
+    cold_together = sum(release < first_token_request for release in releases)
     with capsys.disabled():
         print(
             f"\ncold start on {cold_stack.sql_alchemy_conn.split(':')[0]}: {stats['token_exchanges']} token exchanges "
             f"({stats['token_requests']} token requests) for {len(results)} tasks; workers arrived "
             f"{arrivals[0]:.1f}-{arrivals[-1]:.1f} s after the trigger, released within "
-            f"{max(releases) - min(releases):.2f} s; slowest task done {slowest:.1f} s after the start; "
+            f"{max(releases) - min(releases):.2f} s ({cold_together} before the first token request); slowest "
+            f"task done {slowest:.1f} s after the start; "
             f"run {finished - triggered:.0f} s"
         )
 
-    # The premise: twenty distinct processes, all waiting before the start, released together.
+    # The premise: twenty distinct processes, and enough of them wanting a token while none existed yet.
     assert len(results) == TASKS
     assert len({result["pid"] for result in results}) == TASKS, "each task must run in its own process"
-    assert arrivals[-1] < LEAD, f"a worker arrived {arrivals[-1]:.1f} s after the trigger, after the start"
-    assert max(releases) - min(releases) < 1.0
+    assert all(release >= start_at for release in releases), "a worker started before the shared start"
+    assert cold_together >= MIN_COLD_TOGETHER, (
+        f"only {cold_together} of {TASKS} workers started before ODC saw the first token request; the cold "
+        f"start was not simultaneous (workers arrived up to {arrivals[-1]:.1f} s after the trigger)"
+    )
 
     # Every task got a valid token: its API call was accepted, and ODC refused none.
     assert all(result["status"] == 200 for result in results)

@@ -10,7 +10,14 @@ import pytest
 
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
-from airflow_provider_odc.cache.token_cache import TokenCache
+from airflow_provider_odc.cache.token_cache import (
+    COOLDOWN_JITTER,
+    COOLDOWN_MAX,
+    COOLDOWN_SHARE,
+    STILL_VALID_FOR,
+    TokenCache,
+    cooldown_after_failure,
+)
 from airflow_provider_odc.exceptions import OdcAuthError
 
 ENDPOINT = "https://acme.outsystems.dev/auth/realms/r/protocol/openid-connect/token"
@@ -191,6 +198,78 @@ def test_failed_proactive_refresh_keeps_serving_the_valid_token(caplog: pytest.L
         assert cache.get(exchanges).value == "token-number-1"
     assert "stays in use" in caplog.text
     clock.now += 200  # expired now: the failure surfaces
+    with pytest.raises(OdcAuthError):
+        cache.get(exchanges)
+
+
+@pytest.mark.parametrize("remaining", [10_000.0, 300.0, 100.0, 31.0, 0.0, -5.0])
+@pytest.mark.parametrize("jitter", [0.0, 0.5, 0.999])
+def test_the_cooldown_is_bounded_jittered_and_shorter_near_expiry(remaining: float, jitter: float) -> None:
+    cooldown = cooldown_after_failure(remaining, jitter)
+    bound = max(min(COOLDOWN_MAX, COOLDOWN_SHARE * remaining), 0.0)
+    assert bound * (1 - COOLDOWN_JITTER) <= cooldown <= bound
+    assert cooldown < max(remaining, 0.0) or cooldown == 0.0  # never reaches the expiry
+
+
+def test_failed_refresh_starts_a_cooldown_served_without_lock_or_io(caplog: pytest.LogCaptureFixture) -> None:
+    """``current()`` (what the async hook calls on the event loop) serves the token while cooling down."""
+    clock = Clock()
+    exchanges = Exchanges(clock)
+    cache = TokenCache(store=None, codec=None, refresh_margin=300, jitter=0, clock=clock, cooldown_jitter=lambda: 0.0)
+    first = cache.get(exchanges)
+    clock.now = first.expires_at - 250
+    assert cache.current() is None  # due for refresh
+    exchanges.error = OdcAuthError("token endpoint down", retryable=True)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            assert cache.get(exchanges) == first
+            clock.now += 9
+    assert exchanges.calls == 2  # the first exchange and one failed refresh: 45 s inside a 50 s cool-down
+    assert cache.current() == first
+    assert len([r for r in caplog.records if "stays in use" in r.getMessage()]) == 1
+    clock.now = cache.retry_not_before
+    assert cache.current() is None  # the cool-down is over: the next get() tries again
+    exchanges.error = None
+    assert cache.get(exchanges).value == "token-number-3"
+    assert cache.retry_not_before == 0.0
+
+
+def test_other_threads_keep_the_valid_token_while_one_thread_refreshes() -> None:
+    """A refresh that hangs (the whole retried exchange) holds the lock; threads with a valid token do not wait."""
+    clock = Clock()
+    exchanges = Exchanges(clock)
+    cache = TokenCache(store=None, codec=None, refresh_margin=300, jitter=0, clock=clock)
+    first = cache.get(exchanges)
+    clock.now = first.expires_at - 200
+    refreshing, may_finish = threading.Event(), threading.Event()
+    refreshed: list[AccessToken] = []
+
+    def hanging_fetch(endpoint: str | None) -> CachedToken:
+        refreshing.set()
+        assert may_finish.wait(10), "the other thread waited for the refresh"
+        return exchanges(endpoint)
+
+    refresher = threading.Thread(target=lambda: refreshed.append(cache.get(hanging_fetch)))
+    refresher.start()
+    assert refreshing.wait(10)
+    assert cache.get(exchanges) == first  # served at once, while the refresh is still under way
+    assert exchanges.calls == 1
+    may_finish.set()
+    refresher.join()
+    assert refreshed[0].value == cache.get(exchanges).value == "token-number-2"
+
+
+def test_a_token_about_to_expire_is_not_served_even_while_cooling_down() -> None:
+    clock = Clock()
+    exchanges = Exchanges(clock)
+    cache = TokenCache(store=None, codec=None, refresh_margin=300, jitter=0, clock=clock)
+    first = cache.get(exchanges)
+    clock.now = first.expires_at - 100
+    exchanges.error = OdcAuthError("token endpoint down", retryable=True)
+    assert cache.get(exchanges) == first
+    cache.retry_not_before = first.expires_at + 60  # even a cool-down running past the expiry (cannot happen)
+    clock.now = first.expires_at - STILL_VALID_FOR
+    assert cache.current() is None
     with pytest.raises(OdcAuthError):
         cache.get(exchanges)
 
