@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 DOCS_STAMP := $(VENV)/.installed-docs-$(AIRFLOW_VERSION)
 
-.PHONY: demo test test-oldest bench bench-fleet bench-readme lint install browser-deps docs clean
+.PHONY: demo test test-oldest bench bench-fleet bench-readme coverage lint install browser-deps docs clean
 
 $(STAMP): pyproject.toml airflow_provider_odc/__init__.py  # a version bump refreshes the installed metadata
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,14 @@ docs: $(DOCS_STAMP)
 	rm -rf docs/_build
 	$(BIN)/python -m sphinx -W --keep-going -q -b html -d docs/_build/doctrees docs docs/_build/html
 	@echo "API reference: docs/_build/html/index.html"
+
+# Line coverage of the provider outside the emulator, from the in-process suites (unit, hook, fault matrix,
+# lifecycle, dag.test()); code that runs only in subprocesses (real scheduler, triggerer, second processes) is
+# not counted, so the figure is a floor.
+coverage: $(STAMP)
+	$(BIN)/python -m coverage run --source=airflow_provider_odc --omit='*/emulator/*' -m pytest -q -p no:cacheprovider \
+		tests/unit tests/hook tests/faults tests/lifecycle tests/dags_run
+	$(BIN)/python -m coverage report --skip-empty
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
