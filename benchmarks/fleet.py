@@ -11,6 +11,7 @@ api-server, scheduler, dag-processor, triggerer, PostgreSQL, Redis and the ODC e
   token), the skewed host's first refresh is its only early one, and no two exchanges closer than the
   refresh period minus the skew (each due token is refreshed once fleet-wide, not once per host).
 
+``make bench-fleet`` then renders the README's fleet table from that file (``scripts/render_bench.py``).
 ``make test`` runs a smaller version of each (``tests/fleet``) that asserts the same counts.
 """
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.fleet.fleet import AirflowStackError, Fleet
+from devtools.fleet.fleet import Fleet
+from devtools.stack import AirflowStackError
 
 from .conftest import DAGS_FOLDER, require_fleet
 
