@@ -2,7 +2,7 @@
 
 Two Celery workers, each on a host of its own (a network namespace), the second with its clock 90 s ahead;
 api-server, scheduler, dag-processor, triggerer, PostgreSQL, Redis and the ODC emulator (https) on the host
-(see ``tests/fleet/fleet.py``). Needs root. Writes ``benchmarks/fleet_results.json``:
+(see ``devtools/fleet/fleet.py``). Needs root. Writes ``benchmarks/fleet_results.json``:
 
 - ``fleet_many_tasks``: 100 tasks spread by Celery over both hosts, cold cache: token exchanges (goal 1);
 - ``fleet_released_together``: 40 tasks (20 per host) released at one instant, cold cache (goal at most 2);
@@ -11,6 +11,7 @@ api-server, scheduler, dag-processor, triggerer, PostgreSQL, Redis and the ODC e
   token), the skewed host's first refresh is its only early one, and no two exchanges closer than the
   refresh period minus the skew (each due token is refreshed once fleet-wide, not once per host).
 
+``make bench-fleet`` then renders the README's fleet table from that file (``scripts/render_bench.py``).
 ``make test`` runs a smaller version of each (``tests/fleet``) that asserts the same counts.
 """
 
@@ -32,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import ALONE, add_section, finish, new_results  # noqa: E402
-from tests.fleet.fleet import Fleet, install  # noqa: E402
-from tests.fleet.scenarios import many_tasks, released_together, skewed_refresh  # noqa: E402
+from devtools.fleet.fleet import Fleet, install  # noqa: E402
+from devtools.fleet.scenarios import many_tasks, released_together, skewed_refresh  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "fleet_results.json"
 SECTIONS = ("fleet_many_tasks", "fleet_released_together", "fleet_expiry_mid_run")

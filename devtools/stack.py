@@ -32,6 +32,9 @@ from urllib.parse import quote
 
 import requests
 
+from airflow_provider_odc.cache.lease import lease_key_for
+from airflow_provider_odc.cache.stores import variable_key_for
+
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 HEALTH_KEYS = frozenset({"metadatabase", "scheduler", "triggerer", "dag_processor"})
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
@@ -614,3 +617,11 @@ class AirflowStack:
         if not files:
             raise FileNotFoundError(f"no log files under {task_dir}")
         return "\n".join(path.read_text(errors="replace") for path in files)
+
+
+def empty_the_token_cache(stack: AirflowStack, conn_id: str = "odc_default") -> None:
+    """Delete the connection's cached token (and any lease) from the metadata DB: a cold start."""
+    for key in (variable_key_for(conn_id), lease_key_for(conn_id)):
+        response = stack.rest("DELETE", f"/api/v2/variables/{quote(key, safe='')}")
+        assert response.status_code in (204, 404), response.text
+        assert stack.rest("GET", f"/api/v2/variables/{quote(key, safe='')}").status_code == 404

@@ -6,7 +6,7 @@
 #                              and apache-airflow-providers-celery from PyPI (the `fleet` extra) into the
 #                              environment of $PYTHON. PostgreSQL comes from scripts/postgres.sh.
 #
-# The fleet itself (namespaces, veth pairs, services, workers) is started and torn down by tests/fleet/fleet.py.
+# The fleet itself (namespaces, veth pairs, services, workers) is started and torn down by devtools/fleet/fleet.py.
 # Environment: PYTHON = the interpreter whose environment gets the Celery provider (default: .venv/bin/python
 # of this repository, else python3). Exit codes: 0 ok, 2 usage, 3 something cannot be installed here.
 set -euo pipefail

@@ -1,7 +1,10 @@
-"""Write the benchmark tables into README.md from benchmarks/results.json (``make bench-readme``).
+"""Write the benchmark tables into README.md from the results files (``make bench-readme``).
 
-python scripts/render_bench.py            # rewrite the README's block between the bench markers
-python scripts/render_bench.py --check    # exit 1, with a diff, when the README disagrees with the file
+Two blocks, each between its own markers: the benchmark tables from benchmarks/results.json (``make bench``) and
+the fleet table from benchmarks/fleet_results.json (``make bench-fleet``); both rendered by benchmarks/report.py.
+
+python scripts/render_bench.py            # rewrite both blocks
+python scripts/render_bench.py --check    # exit 1, with a diff, when the README disagrees with either file
 """
 
 from __future__ import annotations
@@ -14,26 +17,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report import README, RESULTS, render, rewrite_block
+from benchmarks.report import BLOCKS, FLEET_RESULTS, README, RESULTS, render, rewrite_block
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the README disagrees")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--fleet-results", type=Path, default=FLEET_RESULTS)
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args(argv)
-    current = args.readme.read_text(encoding="utf-8")
-    wanted = rewrite_block(current, render(json.loads(args.results.read_text(encoding="utf-8"))))
+    sources = {RESULTS: args.results, FLEET_RESULTS: args.fleet_results}
+    current = wanted = args.readme.read_text(encoding="utf-8")
+    for block in BLOCKS:
+        results = json.loads(sources[block.results].read_text(encoding="utf-8"))
+        wanted = rewrite_block(wanted, render(results), block.begin, block.end)
+    names = f"{args.results.name} and {args.fleet_results.name}"
     if current == wanted:
-        print(f"{args.readme.name}: the benchmark tables match {args.results.name}")
+        print(f"{args.readme.name}: the benchmark tables match {names}")
         return 0
     if args.check:
         diff = difflib.unified_diff(current.splitlines(), wanted.splitlines(), "README.md", "rendered", lineterm="")
-        print(f"{args.readme} disagrees with {args.results}; run `make bench-readme`:", *diff, sep="\n")
+        print(f"{args.readme} disagrees with {names}; run `make bench-readme`:", *diff, sep="\n")
         return 1
     args.readme.write_text(wanted, encoding="utf-8")
-    print(f"{args.readme.name}: benchmark tables rewritten from {args.results.name}")
+    print(f"{args.readme.name}: benchmark tables rewritten from {names}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The README's benchmark tables are the committed ``benchmarks/results.json``, rendered; nothing typed by hand."""
+"""The README's benchmark tables are the committed ``benchmarks/results.json`` and ``benchmarks/fleet_results.json``,
+rendered; nothing typed by hand."""
 
 from __future__ import annotations
 
@@ -12,22 +13,47 @@ from typing import Any
 
 import pytest
 
-from benchmarks.report import ALONE, BEGIN, END, README, RESULTS, add_section, beside, finish, new_results, render
+from benchmarks.report import (
+    ALONE,
+    BEGIN,
+    END,
+    FLEET_BEGIN,
+    FLEET_END,
+    FLEET_RESULTS,
+    README,
+    RESULTS,
+    add_section,
+    beside,
+    finish,
+    new_results,
+    render,
+)
 
 RENDER = [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "render_bench.py")]
 
 
-def committed() -> dict[str, Any]:
-    return dict(json.loads(RESULTS.read_text(encoding="utf-8")))
+def committed(path: Path = RESULTS) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def readme_block() -> str:
+def readme_block(begin: str = BEGIN, end: str = END) -> str:
     readme = README.read_text(encoding="utf-8")
-    return readme[readme.index(BEGIN) + len(BEGIN) + 1 : readme.index(END)]
+    return readme[readme.index(begin) + len(begin) + 1 : readme.index(end)]
 
 
 def test_readme_tables_are_the_committed_results_rendered() -> None:
     assert readme_block() == render(committed()), "README.md disagrees with benchmarks/results.json: make bench-readme"
+
+
+def test_readme_fleet_table_is_the_committed_fleet_results_rendered() -> None:
+    assert readme_block(FLEET_BEGIN, FLEET_END) == render(committed(FLEET_RESULTS)), (
+        "README.md disagrees with benchmarks/fleet_results.json: make bench-readme"
+    )
+    fleet = committed(FLEET_RESULTS)["sections"]
+    exchanges = fleet["fleet_many_tasks"]["token_exchanges"]
+    assert f"| {fleet['fleet_many_tasks']['tasks']} tasks: token exchanges | {exchanges} | 1 | alone |" in readme_block(
+        FLEET_BEGIN, FLEET_END
+    )
 
 
 def test_results_say_where_when_and_on_what_they_were_measured() -> None:
@@ -92,3 +118,25 @@ def test_a_new_results_file_records_the_machine_and_refuses_an_unknown_load() ->
     results["sections"]["paging"].pop("assets")
     with pytest.raises(ValueError, match="section 'paging' lacks 'assets'"):
         render(results)
+
+
+def test_check_fails_when_the_readme_disagrees_with_the_fleet_results(tmp_path: Path) -> None:
+    readme, fleet_results = tmp_path / "README.md", tmp_path / "fleet_results.json"
+    readme.write_text(README.read_text(encoding="utf-8"), encoding="utf-8")
+    changed = committed(FLEET_RESULTS)
+    changed["sections"]["fleet_released_together"]["token_exchanges"] = 17
+    fleet_results.write_text(json.dumps(changed), encoding="utf-8")
+    args = ["--readme", str(readme), "--fleet-results", str(fleet_results)]
+
+    check = subprocess.run([*RENDER, "--check", *args], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 1, check.stdout
+    assert "+| 40 tasks released together: token exchanges | 17 | ≤ 2 | alone |" in check.stdout  # the diff shows it
+    assert subprocess.run([*RENDER, *args], capture_output=True, timeout=60).returncode == 0
+    check = subprocess.run([*RENDER, "--check", *args], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout
+    # Only the fleet block changed: the text around it, and the benchmark block, are as committed.
+    before, after = README.read_text(encoding="utf-8"), readme.read_text(encoding="utf-8")
+    assert before[: before.index(FLEET_BEGIN)] == after[: after.index(FLEET_BEGIN)]
+    assert before[before.index(FLEET_END) :] == after[after.index(FLEET_END) :]
+    assert before.count("| 40 tasks released together: token exchanges | 1 |") == 1
+    assert "| 40 tasks released together: token exchanges | 17 |" in after

@@ -1,4 +1,4 @@
-"""The fleet fixture: a real multi-host Celery fleet (see ``fleet.py``), one per test module.
+"""The fleet fixture: a real multi-host Celery fleet (see ``devtools/fleet/fleet.py``), one per test module.
 
 It needs root (network namespaces) and installs what is missing (``scripts/fleet.sh``, ``scripts/postgres.sh``).
 Where that is impossible the tests skip saying why; under CI they fail instead (``tests/required.py``).
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fleet.fleet import Fleet, install
+
 from ..integration.conftest import postgres_url  # noqa: F401  (a fixture, used by `fleet`)
 from ..required import missing
-from .fleet import Fleet, install
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 #: Celery worker concurrency of each of the two workers in `make test`: 2 x 6 tasks released together.

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .fleet import Fleet
-from .scenarios import many_tasks, released_together, skewed_refresh
+from devtools.fleet.fleet import Fleet
+from devtools.fleet.scenarios import many_tasks, released_together, skewed_refresh
 
 TASKS = 40
 #: Short enough to age within the test, long enough (half of it above the 90 s skew) that the skewed host

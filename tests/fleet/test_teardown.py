@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fleet.fleet import Fleet
+from devtools.stack import AirflowStackError
+
 from .conftest import DAGS_FOLDER, require_fleet
-from .fleet import AirflowStackError, Fleet
 
 
 def test_a_fleet_that_cannot_start_tears_its_network_down(tmp_path: Path) -> None:

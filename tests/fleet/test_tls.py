@@ -14,8 +14,7 @@ import requests
 
 from airflow_provider_odc.emulator.server import OdcEmulator
 from airflow_provider_odc.hooks.odc import OdcHook
-
-from .tls import make_server_certificate
+from devtools.fleet.tls import make_server_certificate
 
 
 def test_the_hook_speaks_https_to_an_emulator_with_a_run_time_ca(

@@ -12,13 +12,10 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_odc.cache.lease import lease_key_for
-from airflow_provider_odc.cache.stores import variable_key_for
-from devtools.stack import AirflowStack
+from devtools.stack import AirflowStack, empty_the_token_cache
 
 pytestmark = pytest.mark.scheduler
 
@@ -48,14 +45,6 @@ def cold_stack(
     home = tmp_path_factory.mktemp("airflow-home-cold-start")
     with AirflowStack(home, DAGS_FOLDER, env=airflow_stack_env, parallelism=TASKS) as stack:
         yield stack
-
-
-def empty_the_token_cache(stack: AirflowStack, conn_id: str = "odc_default") -> None:
-    """Delete the connection's cached token (and any lease) from the metadata DB: a cold start."""
-    for key in (variable_key_for(conn_id), lease_key_for(conn_id)):
-        response = stack.rest("DELETE", f"/api/v2/variables/{quote(key, safe='')}")
-        assert response.status_code in (204, 404), response.text
-        assert stack.rest("GET", f"/api/v2/variables/{quote(key, safe='')}").status_code == 404
 
 
 def test_twenty_cold_workers_need_at_most_two_exchanges(

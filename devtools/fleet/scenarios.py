@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..integration.test_cold_start import empty_the_token_cache
-from .fleet import AirflowStackError, Fleet
+from devtools.fleet.fleet import Fleet
+from devtools.stack import AirflowStackError, empty_the_token_cache
 
 DAG_ID = "odc_fleet"
 ENVIRONMENTS = "GET /api/portfolios/v2/environments"

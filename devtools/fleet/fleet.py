@@ -28,13 +28,9 @@ from pathlib import Path
 from types import TracebackType
 
 from airflow_provider_odc.emulator.server import OdcEmulator
-
-try:  # main moved the stack to devtools/ (issue 10 §6); this branch still has it under tests/integration
-    from devtools.stack import AirflowStack, AirflowStackError, die_with_parent, free_port
-except ImportError:
-    from ..integration.stack import AirflowStack, AirflowStackError, die_with_parent, free_port
-from .network import Host, TestNetwork
-from .tls import make_server_certificate
+from devtools.fleet.network import Host, TestNetwork
+from devtools.fleet.tls import make_server_certificate
+from devtools.stack import AirflowStack, AirflowStackError, die_with_parent, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 FLEET_SCRIPT = REPO / "scripts" / "fleet.sh"
