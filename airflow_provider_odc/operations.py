@@ -44,11 +44,6 @@ def operation_kind(name: str) -> OperationKind:
         raise ValueError(f"Unknown ODC operation kind {name!r}; use one of {', '.join(OPERATION_KINDS)}.") from None
 
 
-def poll_interval(elapsed: float, *, fast_interval: float, fast_period: float, slow_interval: float) -> float:
-    """ODC's documented schedule: every 5 s for the first 30 s, then every 30 s (each configurable)."""
-    return fast_interval if elapsed < fast_period else slow_interval
-
-
 def body_errors(body: Any, limit: int = 20) -> list[str]:
     """What ODC says about a failure inside a status body: ``errors[]`` (generated code), ``error`` (a
     failed analysis' ProblemDetails), the Error findings of an analysis report, ``errorMessage`` and the
@@ -63,4 +58,4 @@ def body_errors(body: Any, limit: int = 20) -> list[str]:
     return [line for line in lines if line][:limit]
 
 
-__all__ = ["OPERATION_KINDS", "OperationKind", "body_errors", "error_messages", "operation_kind", "poll_interval"]
+__all__ = ["OPERATION_KINDS", "OperationKind", "body_errors", "error_messages", "operation_kind"]
