@@ -3,37 +3,43 @@
 ODC's limits are per organization and per minute (10 deployment or build POSTs per endpoint, 100 requests
 per API domain; ``emulator/rate_limits.py`` holds the documented table, which the client reads too). A
 worker alone cannot see what the others send, so the budget lives where they all can read it: one Airflow
-Variable per connection and limit (``odc_rate_budget__<conn>__<limit>``), a **ledger** of reserved send
-times. Before a paced request a worker reserves the earliest slot the ledger allows (fewer than ``limit``
-slots in any ``60 s + margin``), waits for it, then sends. The ledger keeps the slots of the last window
-and the future ones still waited for; it holds no secret.
+Variable per connection and API domain (``odc_rate_budget__<conn>__<domain>``), a **ledger** of the send
+slots reserved for the domain and for each of its endpoints with a limit of its own. Before a paced
+request a worker reserves the earliest slot that keeps every limit (at most ``limit`` slots in any
+``60 s + margin``), waits for it, then sends. The ledger keeps the slots of the last window and the future
+ones still waited for; it holds no secret.
 
-Variables have no compare-and-set, so a reservation is written the way the exchange lease is claimed
-(``cache/lease.py``): read, append our slot, write, wait a settle delay (at least three times our own
-write), read back. A worker that finds its slot gone (another worker's write replaced the ledger it had
-read) reserves again. What is guaranteed: a slot survives unless a rival's read-to-write gap is longer
-than the settle delay (a stalled database or API server); a slot lost that way lets at most one more
-request into that window than the limit, which ODC answers 429, which the retry policy waits out and
-re-sends (a 429 was not processed). Correctness never rests on the ledger: it only keeps 429s rare.
+Variables have no compare-and-set, so the ledger carries its own lock, claimed the way the exchange lease
+is (``cache/lease.py``): read; if another worker holds a live lock, poll; else write the ledger back with
+our name as holder, wait a settle delay (at least three times our own write), read it back. Only the
+holder adds a slot, and it releases the lock in the same write. What is guaranteed: while every worker's
+read-to-write gap is shorter than the settle delay, one worker at a time changes a ledger, no slot is
+lost and no limit is exceeded by the paced requests. A gap longer than that (a stalled database or API
+server) can let two workers hold the lock or bring back an older ledger: a slot is then lost and one
+request more than the limit goes out, which ODC answers 429, which the retry policy waits out and sends
+again (a 429 was not processed). Correctness never rests on the ledger; it only keeps 429s rare. A holder
+that dies blocks its domain's ledger for ``LOCK_TTL`` at most.
 
-Clocks: slots are kept in **ODC's time**, not a worker's. Every answer carries ODC's ``Date`` header (whole
-seconds); ``ServerClock`` keeps ``Date - local receive time`` as the offset of this host's monotonic-free
-wall clock, so two hosts whose clocks differ by 90 s still agree on a slot to within a second plus the
-network latency. ``DEFAULT_MARGIN`` (2 s) is added to every window to cover that error. A process learns
-the offset from the first answer it gets (the hook asks the unlimited OIDC discovery document when it has
+Clocks: slots and lock expiries are kept in **ODC's time**, not a worker's. Every answer carries ODC's
+``Date`` header (whole seconds); ``ServerClock`` keeps ``Date - local receive time`` as this host's offset,
+so two hosts whose clocks differ by 90 s still agree on a slot to within a second plus the network
+latency. ``DEFAULT_MARGIN`` (2 s) is added to every window to cover that error. A process learns the
+offset from the first answer it gets (the hook asks the unlimited OIDC discovery document when it has
 none yet). A server that sends no ``Date`` leaves the local clock in use, which is right on one host and
 needs NTP across hosts.
 
 The protocol (``reserve``) is a generator without I/O, in the shape of ``request_core``: it yields
 ``Read``/``Write``/``Pause``/``Now`` steps and receives their results. ``RequestPacer`` drives it with real
-Variables and sleeps; the simulation (``tests/pacing``, ``benchmarks/pacing.py``) drives the same code on a
-virtual clock with a shared store that has latency and loses updates. No Airflow imports.
+Variables and sleeps; the simulation (``devtools/pacing_sim.py``) drives the same code on a virtual clock
+with a shared store that has latency and stalls. No Airflow imports.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
+import random
 import re
 import time
 import uuid
@@ -43,19 +49,21 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from airflow_provider_odc.cache.stores import TokenStore
-from airflow_provider_odc.emulator.rate_limits import RATE_WINDOW, LimitSettings, limits_for
+from airflow_provider_odc.emulator.rate_limits import RATE_WINDOW, LimitSettings, domain_of, limits_for
 from airflow_provider_odc.exceptions import OdcApiError
 
 log = logging.getLogger(__name__)
 
 #: Added to every 60 s window: the Date header's whole seconds, network latency, timer slack.
 DEFAULT_MARGIN = 2.0
-#: The settle delay before reading a reservation back: at least this, and at least 3x our own write.
+#: The settle delay before reading a claim back: at least this, and at least 3x our own write.
 SETTLE_MIN = 0.3
 SETTLE_PER_WRITE = 3.0
 SETTLE_MAX = 5.0
-#: How often a worker reserves again after finding its slot overwritten, before it sends on its last slot.
-MAX_RESERVATIONS = 4
+#: How long a claimed lock lasts: a holder needs one settle delay and two Variable operations.
+LOCK_TTL = 15.0
+#: How long a worker waits (uniformly drawn) before reading a ledger that another worker holds again.
+POLL = (0.2, 0.6)
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PATH_ID = re.compile(r"/(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|\d+)(?=/|$)")
 
@@ -65,19 +73,28 @@ _PATH_ID = re.compile(r"/(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 
 @dataclass(frozen=True)
 class Budget:
-    """One documented limit as a ledger: ``limit`` requests per ``window`` seconds, kept in Variable ``key``."""
+    """One documented limit: ``limit`` requests per ``window`` seconds, named by its window key
+    (``POST /api/deployments/v1/deployment-operations`` or ``/api/deployments/v1``)."""
 
-    key: str
+    name: str
     limit: int
     window: float = RATE_WINDOW
 
 
-def ledger_key(conn_id: str, limit_key: str) -> str:
-    """The Variable of one connection's ledger for one limit (``POST /api/.../x`` or ``/api/...``).
+@dataclass(frozen=True)
+class Ledger:
+    """The Variable ``key`` that holds the slots of one API domain's ``budgets`` (its own, its endpoint's)."""
+
+    key: str
+    budgets: tuple[Budget, ...]
+
+
+def ledger_key(conn_id: str, domain: str) -> str:
+    """The Variable of one connection's ledger for one API domain (``/api/deployments/v1``).
 
     Holds no secret, so its name must not contain a word Airflow masks (it contains none: see the tests).
     """
-    return f"odc_rate_budget__{conn_id}__{_KEY_UNSAFE.sub('_', limit_key).strip('_')}"
+    return f"odc_rate_budget__{conn_id}__{_KEY_UNSAFE.sub('_', domain).strip('_')}"
 
 
 def route_of(path: str) -> str:
@@ -85,10 +102,15 @@ def route_of(path: str) -> str:
     return _PATH_ID.sub("/{}", path)
 
 
-def budgets_for(conn_id: str, method: str, path: str, settings: LimitSettings | None = None) -> list[Budget]:
-    """The ledgers a request must reserve a slot in: its endpoint's limit (if documented), its domain's."""
-    found = limits_for(method.upper(), route_of(path), settings or LimitSettings())
-    return [Budget(ledger_key(conn_id, key), limit) for _scope, key, limit in found]
+def ledger_for(conn_id: str, method: str, path: str, settings: LimitSettings | None = None) -> Ledger | None:
+    """Where a request reserves its slot: its domain's ledger, with every limit it counts toward (None:
+    no documented limit covers it, e.g. OIDC discovery and the token endpoint)."""
+    route = route_of(path)
+    found = limits_for(method.upper(), route, settings or LimitSettings())
+    domain = domain_of(route)
+    if not found or domain is None:
+        return None
+    return Ledger(ledger_key(conn_id, domain), tuple(Budget(key, limit) for _scope, key, limit in found))
 
 
 # -- ODC's clock -------------------------------------------------------------------------------------------
@@ -162,6 +184,7 @@ class Now:
 
 
 Step = Read | Write | Pause | Now
+Slots = list[tuple[float, str]]
 
 
 @dataclass(frozen=True)
@@ -169,87 +192,111 @@ class Grant:
     """What ``reserve`` decided: send at ``slot`` (ODC time), after ``waited`` seconds.
 
     ``paced``: False when the ledger could not be kept (Variables not writable: nothing to coordinate
-    with, the request goes now). ``refused``: the slot lies further out than the caller may wait;
-    nothing was reserved and nothing should be sent. ``rewrites``: reservations lost to a rival's write.
+    with, the request goes now). ``refused``: the slot (or the lock) lies further out than the caller may
+    wait; nothing was reserved and nothing should be sent. ``claims``: lock claims written (more than one:
+    a rival's claim landed after ours).
     """
 
     slot: float
     waited: float = 0.0
     paced: bool = True
     refused: bool = False
-    rewrites: int = 0
+    claims: int = 0
 
 
-def parse_ledger(raw: str | None) -> list[tuple[float, str]]:
-    """The ``(slot, id)`` entries of a ledger Variable, sorted; anything unreadable counts as empty."""
-    try:
-        entries = json.loads(raw)["slots"] if raw else []
-        parsed = sorted((float(slot), str(owner)) for slot, owner in entries)
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return []
-    return [entry for entry in parsed if entry[0] == entry[0]]  # drop NaN
+@dataclass
+class LedgerState:
+    """A ledger Variable's content: the lock (``holder`` until ``until``, ODC time) and the slots per budget."""
+
+    holder: str = ""
+    until: float = 0.0
+    slots: dict[str, Slots] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> LedgerState:
+        """Anything unreadable counts as an empty, unlocked ledger (the fallback is a 429, never a crash)."""
+        try:
+            document = json.loads(raw) if raw else {}
+            slots = {
+                str(name): sorted((float(at), str(who)) for at, who in entries)
+                for name, entries in document.get("slots", {}).items()
+            }
+            state = cls(str(document.get("holder", "")), float(document.get("until", 0.0)), slots)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return cls()
+        if state.until != state.until:  # NaN
+            state.until = 0.0
+        return state
+
+    def dump(self) -> str:
+        slots = {name: [[round(at, 3), who] for at, who in entries] for name, entries in self.slots.items()}
+        return json.dumps({"holder": self.holder, "until": round(self.until, 3), "slots": slots}, separators=(",", ":"))
+
+    def pruned(self, now: float, margin: float, budgets: tuple[Budget, ...]) -> dict[str, Slots]:
+        """The slots that still count: those of the last ``window + margin`` and the future ones."""
+        windows = {budget.name: budget.window for budget in budgets}
+        return {
+            name: [(at, who) for at, who in entries if at > now - windows.get(name, RATE_WINDOW) - margin]
+            for name, entries in self.slots.items()
+        }
 
 
-def earliest_slot(entries: list[tuple[float, str]], budget: Budget, now: float, margin: float) -> float:
-    """The first moment >= ``now`` (and >= the last reservation: slots are handed out in order) at which
-    fewer than ``limit`` slots lie in the ``window + margin`` before it."""
-    slot = max(now, entries[-1][0]) if entries else now
-    if len(entries) >= budget.limit:
-        slot = max(slot, entries[-budget.limit][0] + budget.window + margin)
-    return slot
+def earliest_slot(entries: Slots, budget: Budget, now: float, margin: float) -> float:
+    """The first moment >= ``now`` at which one more slot keeps every ``window + margin`` (closed at its
+    end, as ODC's sliding window) at ``limit`` slots or fewer."""
+    span = budget.window + margin
+    times = [at for at, _ in entries]  # sorted
+    for slot in sorted({now, *(at + span for at in times if at + span > now)}):
+        # Windows that would hold the new slot end at it or at a later slot less than ``span`` after it.
+        ends = [slot, *times[bisect.bisect_left(times, slot) : bisect.bisect_left(times, slot + span)]]
+        if all(bisect.bisect_right(times, end) - bisect.bisect_right(times, end - span) < budget.limit for end in ends):
+            return slot
+    raise AssertionError("unreachable: a slot one span after the last is always free")
 
 
 def reserve(
-    budgets: list[Budget],
+    ledger: Ledger,
     *,
     max_wait: float,
     margin: float = DEFAULT_MARGIN,
     owner: str | None = None,
+    uniform: Callable[[float, float], float] = random.uniform,
 ) -> Generator[Step, Any, Grant]:
-    """Reserve one send slot in every ledger of ``budgets`` and wait for it (see the module docstring)."""
+    """Reserve one send slot in ``ledger`` and wait for it (see the module docstring)."""
     owner = owner or uuid.uuid4().hex[:12]
-    rewrites = 0
-    slot = 0.0
-    first_now: float | None = None
-    for attempt in range(MAX_RESERVATIONS):
-        ledgers = {}
-        for budget in budgets:
-            raw = yield Read(budget.key)
-            ledgers[budget.key] = parse_ledger(raw)
+    start: float = yield Now()
+    claims = 0
+    while True:
+        state = LedgerState.parse((yield Read(ledger.key)))
         now: float = yield Now()
-        first_now = now if first_now is None else first_now
-        kept = {}
-        slot = now
-        for budget in budgets:
-            # Our own earlier (lost or half-kept) reservations are dropped; expired slots too.
-            horizon = now - budget.window - margin
-            entries = [e for e in ledgers[budget.key] if e[0] > horizon and not e[1].startswith(owner)]
-            kept[budget.key] = entries
-            slot = max(slot, earliest_slot(entries, budget, now, margin))
-        if slot - first_now > max_wait:
-            return Grant(slot, refused=True, rewrites=rewrites)
-        mine = f"{owner}.{attempt}"
-        started: float = yield Now()
-        for budget in budgets:
-            entries = sorted([*kept[budget.key], (slot, mine)])
-            document = json.dumps({"slots": [[round(at, 3), who] for at, who in entries]}, separators=(",", ":"))
-            if not (yield Write(budget.key, document)):
-                return Grant(now, paced=False, rewrites=rewrites)  # Variables not writable here
+        if state.holder and state.holder != owner and state.until > now:
+            if now - start > max_wait:
+                return Grant(now, refused=True, claims=claims)
+            yield Pause(uniform(*POLL))
+            continue
+        claims += 1
+        claim = LedgerState(owner, now + LOCK_TTL, state.pruned(now, margin, ledger.budgets))
+        if not (yield Write(ledger.key, claim.dump())):
+            return Grant(now, paced=False, claims=claims)  # Variables not writable here
         written: float = yield Now()
-        yield Pause(min(max(SETTLE_MIN, SETTLE_PER_WRITE * max(written - started, 0.0)), SETTLE_MAX))
-        lost = False
-        for budget in budgets:
-            raw = yield Read(budget.key)
-            if all(who != mine for _, who in parse_ledger(raw)):
-                lost = True
-        if not lost:
-            break
-        rewrites += 1
-    now = yield Now()
-    if slot > now:
-        yield Pause(slot - now)
-    assert first_now is not None
-    return Grant(slot, waited=max(slot, now) - first_now, rewrites=rewrites)
+        yield Pause(min(max(SETTLE_MIN, SETTLE_PER_WRITE * max(written - now, 0.0)), SETTLE_MAX))
+        state = LedgerState.parse((yield Read(ledger.key)))
+        if state.holder != owner:
+            continue  # a rival's claim landed after ours: it holds the lock
+        now = yield Now()
+        slot = max(earliest_slot(state.slots.get(b.name, []), b, now, margin) for b in ledger.budgets)
+        refused = slot - start > max_wait
+        if not refused:
+            for budget in ledger.budgets:
+                state.slots[budget.name] = sorted([*state.slots.get(budget.name, []), (slot, owner)])
+        state.holder, state.until = "", 0.0
+        yield Write(ledger.key, state.dump())  # the slot and the lock's release in one write
+        if refused:
+            return Grant(slot, refused=True, claims=claims)
+        now = yield Now()
+        if slot > now:
+            yield Pause(slot - now)
+        return Grant(slot, waited=max(slot, now) - start, claims=claims)
 
 
 # -- the sync driver ------------------------------------------------------------------------------------
@@ -281,16 +328,17 @@ class RequestPacer:
 
         Raises OdcApiError, nothing sent, when the first free slot is further out than ``max_wait``.
         """
-        budgets = budgets_for(self.conn_id, method, path)
-        if not budgets:
+        ledger = ledger_for(self.conn_id, method, path)
+        if ledger is None:
             return None
         if not self.clock.known:
             self.clock.observe(self.probe())
-        grant = drive(reserve(budgets, max_wait=max_wait, margin=self.margin), self._perform)
+        grant = drive(reserve(ledger, max_wait=max_wait, margin=self.margin), self._perform)
         if grant.refused:
             raise OdcApiError(
-                f"was not sent: ODC's rate limit for it is booked by other tasks for the next "
-                f"{grant.slot - self.clock.now():.0f} s, longer than this call may wait ({max_wait:g} s).",
+                f"was not sent: ODC's rate limit for it is booked by other tasks (or its ledger {ledger.key} locked) "
+                f"for the next {grant.slot - self.clock.now():.0f} s at least, longer than this call may wait "
+                f"({max_wait:g} s).",
                 conn_id=self.conn_id,
                 step=f"{method} {path}",
                 hint="Run fewer of these tasks at once (an Airflow pool) or raise the connection's "

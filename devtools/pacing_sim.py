@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import random
 from collections import Counter
@@ -31,14 +32,14 @@ from typing import Any
 from airflow_provider_odc.emulator.rate_limits import RATE_WINDOW, LimitSettings, SlidingWindows, limits_for
 from airflow_provider_odc.pacing import (
     DEFAULT_MARGIN,
-    Budget,
     Grant,
+    Ledger,
     Now,
     Pause,
     Read,
     ServerClock,
     Write,
-    budgets_for,
+    ledger_for,
     reserve,
     route_of,
 )
@@ -94,7 +95,7 @@ class SimResult:
     requests_rate_limited: int = 0
     accepted: Counter[str] = field(default_factory=Counter)  # window key -> accepted requests
     deploys_accepted: Counter[int] = field(default_factory=Counter)  # deploy number -> accepted POSTs
-    reservations_rewritten: int = 0
+    lock_claims: int = 0
     store_writes: int = 0
     pacing_wait_s: float = 0.0
 
@@ -124,7 +125,8 @@ class SimResult:
             "post_429_share": round(self.posts_rate_limited / max(self.posts_sent, 1), 4),
             "requests_sent": self.requests_sent,
             "requests_rate_limited": self.requests_rate_limited,
-            "reservations_rewritten": self.reservations_rewritten,
+            "lock_claims": self.lock_claims,
+            "store_writes": self.store_writes,
             "wall_s": round(self.wall_s, 1),
             "floor_s": floor,
             "ratio": round(self.wall_s / floor, 3) if floor else None,
@@ -170,8 +172,10 @@ class _World:
 
     # -- one ledger step, as RequestPacer._perform does it, on the virtual clock -----------------------
 
-    def reserve(self, budgets: list[Budget], clock: ServerClock) -> Generator[float, None, Grant]:
-        flow = reserve(budgets, max_wait=self.settings.rate_limit_wait, margin=self.settings.margin)
+    def reserve(self, ledger: Ledger, clock: ServerClock) -> Generator[float, None, Grant]:
+        flow = reserve(
+            ledger, max_wait=self.settings.rate_limit_wait, margin=self.settings.margin, uniform=self.rng.uniform
+        )
         answer: Any = None
         while True:
             try:
@@ -223,12 +227,12 @@ class _World:
                 outcome: Any = None
             else:
                 assert step is SEND
-                budgets = budgets_for("sim", method, path)
-                if self.settings.paced and budgets:
+                ledger = ledger_for("sim", method, path)
+                if self.settings.paced and ledger is not None:
                     if not clock.known:
                         clock.observe((yield from self.exchange(*DISCOVERY, clock)).headers["Date"])
-                    grant = yield from self.reserve(budgets, clock)
-                    self.result.reservations_rewritten += grant.rewrites
+                    grant = yield from self.reserve(ledger, clock)
+                    self.result.lock_claims += grant.claims
                     self.result.pacing_wait_s += grant.waited
                     if grant.refused:
                         raise _TaskFailed
@@ -276,5 +280,13 @@ def simulate(settings: SimSettings | None = None) -> SimResult:
     tasks = list(range(settings.deploys))  # one queue: a free worker slot takes the next task
     for index in range(settings.workers):
         world.spawn(world.worker(tasks, settings.skews[index % len(settings.skews)]), EPOCH)
-    world.run()
+    quiet = [logging.getLogger(name) for name in ("airflow_provider_odc.retries", "airflow_provider_odc.pacing")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # a thousand simulated 429 warnings say nothing the counts do not
+        logger.setLevel(logging.ERROR)
+    try:
+        world.run()
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     return world.result
