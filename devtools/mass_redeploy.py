@@ -22,8 +22,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from airflow_provider_odc.emulator.rate_limits import RATE_WINDOW, LimitSettings, limits_for
+from airflow_provider_odc.pacing import LedgerState, ledger_key
 
 from .stack import AirflowStack
 
@@ -84,6 +86,17 @@ def floor_seconds(stats: dict[str, Any]) -> float:
     )
 
 
+def ledger_slots(stack: AirflowStack, domain: str = "/api/deployments/v1") -> dict[str, int] | None:
+    """How many slots the connection's ledger of ``domain`` holds now, per limit, as the api-server serves the
+    Variable (None: no such Variable, the tasks did not pace)."""
+    response = stack.rest("GET", f"/api/v2/variables/{quote(ledger_key(CONN_ID, domain), safe='')}")
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    state = LedgerState.parse(response.json()["value"])
+    return {name: len(slots) for name, slots in state.slots.items()}
+
+
 def run_mass_redeploy(
     stack: AirflowStack, inventory: dict[str, Any], stats: Callable[[], dict[str, Any]], count: int
 ) -> dict[str, Any]:
@@ -114,6 +127,7 @@ def run_mass_redeploy(
         "deployments_started": counted["operations_started"]["deploy"],
         "distinct_operations": len({key for key in keys if key}),
         "accepted_by_limit": dict(accepted_by_limit(counted)),
+        "ledger_slots_at_the_end": ledger_slots(stack),
         "wall_s": round(wall, 1),
         "floor_s": floor,
         "ratio": round(wall / floor, 3) if floor else None,

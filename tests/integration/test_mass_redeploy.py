@@ -38,4 +38,5 @@ def test_fifteen_paced_deploys_get_through_once_without_a_storm_of_429s(
     assert result["distinct_operations"] == DEPLOYS, result
     assert result["posts_sent"] == DEPLOYS + result["posts_rate_limited"], result  # only refused POSTs re-sent
     assert result["posts_rate_limited"] <= DEPLOYS // 10, result  # at most 10 %: here at most one
+    assert result["ledger_slots_at_the_end"], "no ledger in the Variables: the tasks did not pace"
     assert result["floor_s"] == 60.0, "15 POSTs at 10 a minute: the limit must have made the run wait a window"
