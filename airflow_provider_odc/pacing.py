@@ -270,7 +270,7 @@ def reserve(
         state = LedgerState.parse((yield Read(ledger.key)))
         now: float = yield Now()
         if state.holder and state.holder != owner and state.until > now:
-            if now - start > max_wait:
+            if now - start > max(max_wait, LOCK_TTL):  # a lock is held for a moment: worth waiting even at 0
                 return Grant(now, refused=True, claims=claims)
             yield Pause(uniform(*POLL))
             continue

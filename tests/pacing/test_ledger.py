@@ -127,7 +127,7 @@ def test_a_live_lock_of_another_worker_is_waited_for_and_a_dead_one_expires() ->
     world.values[key] = LedgerState("rival", T0 + LOCK_TTL, {}).dump()  # claimed, then the rival died
     grant = drive(reserve(deploy_ledger(), max_wait=300, uniform=min), world.perform)
     assert not grant.refused and grant.slot >= T0 + LOCK_TTL
-    world.values[key] = LedgerState("rival", world.now + LOCK_TTL, {}).dump()
+    world.values[key] = LedgerState("rival", world.now + 10 * LOCK_TTL, {}).dump()  # a live rival, stuck
     refused = drive(reserve(deploy_ledger(), max_wait=5, uniform=min), world.perform)
     assert refused.refused, "the lock outlives the wait: give up without sending"
 
