@@ -3,22 +3,26 @@
 ODC's limits are per organization and per minute (10 deployment or build POSTs per endpoint, 100 requests
 per API domain; ``emulator/rate_limits.py`` holds the documented table, which the client reads too). A
 worker alone cannot see what the others send, so the budget lives where they all can read it: one Airflow
-Variable per connection and API domain (``odc_rate_budget__<conn>__<domain>``), a **ledger** of the send
-slots reserved for the domain and for each of its endpoints with a limit of its own. Before a paced
-request a worker reserves the earliest slot that keeps every limit (at most ``limit`` slots in any
-``60 s + margin``), waits for it, then sends. The ledger keeps the slots of the last window and the future
-ones still waited for; it holds no secret.
+Variable per connection and limit (``odc_rate_budget__<conn>__<limit>``), a **ledger** of the send slots
+reserved against that limit. Before a paced request a worker reserves the earliest slot that keeps every
+limit the request counts toward (at most ``limit`` slots in any ``60 s + margin``), waits for it, then
+sends. A ledger keeps the slots of the last window and the future ones still waited for; it holds no secret.
 
-Variables have no compare-and-set, so the ledger carries its own lock, claimed the way the exchange lease
-is (``cache/lease.py``): read; if another worker holds a live lock, poll; else write the ledger back with
-our name as holder, wait a settle delay (at least three times our own write), read it back. Only the
-holder adds a slot, and it releases the lock in the same write. What is guaranteed: while every worker's
-read-to-write gap is shorter than the settle delay, one worker at a time changes a ledger, no slot is
-lost and no limit is exceeded by the paced requests. A gap longer than that (a stalled database or API
-server) can let two workers hold the lock or bring back an older ledger: a slot is then lost and one
-request more than the limit goes out, which ODC answers 429, which the retry policy waits out and sends
-again (a 429 was not processed). Correctness never rests on the ledger; it only keeps 429s rare. A holder
-that dies blocks its domain's ledger for ``LOCK_TTL`` at most.
+Variables have no compare-and-set, so a ledger carries its own lock, claimed the way the exchange lease is
+(``cache/lease.py``): read; if another worker holds a live lock, poll; else write the ledger back with our
+name as holder, wait a settle delay (at least three times our own write), read it back. Only the holder
+adds a slot, and it releases the lock in the same write. Locks are taken in one order (endpoint, then
+domain). What is guaranteed: while every worker's read-to-write gap is shorter than the settle delay, one
+worker at a time changes a locked ledger, no slot is lost and the paced requests exceed no limit. A gap
+longer than that (a stalled database or API server) can let two workers hold a lock or bring back an older
+ledger: a slot is then lost and one request more than the limit may go out, which ODC answers 429, which
+the retry policy waits out and sends again (a 429 was not processed). Correctness never rests on the
+ledger; it only keeps 429s rare. A holder that dies blocks its ledger for ``LOCK_TTL`` at most.
+
+A domain's ledger (100 a minute) that is less than half used is written without the lock
+(``RELAXED_MIN_LIMIT``): the GETs of a fan-out rarely come near the domain limit, and a lock per GET
+would serialise them for nothing. A concurrent write may then drop a slot, which the unused half absorbs;
+past half, the lock is taken as for a POST.
 
 Clocks: slots and lock expiries are kept in **ODC's time**, not a worker's. Every answer carries ODC's
 ``Date`` header (whole seconds); ``ServerClock`` keeps ``Date - local receive time`` as this host's offset,
@@ -49,7 +53,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from airflow_provider_odc.cache.stores import TokenStore
-from airflow_provider_odc.emulator.rate_limits import RATE_WINDOW, LimitSettings, domain_of, limits_for
+from airflow_provider_odc.emulator.rate_limits import RATE_WINDOW, LimitSettings, limits_for
 from airflow_provider_odc.exceptions import OdcApiError
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,10 @@ SETTLE_MAX = 5.0
 LOCK_TTL = 15.0
 #: How long a worker waits (uniformly drawn) before reading a ledger that another worker holds again.
 POLL = (0.2, 0.6)
+#: A ledger whose limits are all at least this, and less than half used, is written without its lock: a
+#: domain's 100 requests a minute are far from spent by the GETs of a fan-out, and serialising each of them
+#: through a lock would cost more than a lost slot could (the unused half absorbs those).
+RELAXED_MIN_LIMIT = 50
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PATH_ID = re.compile(r"/(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|\d+)(?=/|$)")
 
@@ -83,18 +91,19 @@ class Budget:
 
 @dataclass(frozen=True)
 class Ledger:
-    """The Variable ``key`` that holds the slots of one API domain's ``budgets`` (its own, its endpoint's)."""
+    """The Variable ``key`` that holds the slots of ``budgets`` (one limit each, as ``ledgers_for`` builds them)."""
 
     key: str
     budgets: tuple[Budget, ...]
 
 
-def ledger_key(conn_id: str, domain: str) -> str:
-    """The Variable of one connection's ledger for one API domain (``/api/deployments/v1``).
+def ledger_key(conn_id: str, limit: str) -> str:
+    """The Variable of one connection's ledger for one limit (``/api/deployments/v1`` or
+    ``POST /api/deployments/v1/deployment-operations``).
 
     Holds no secret, so its name must not contain a word Airflow masks (it contains none: see the tests).
     """
-    return f"odc_rate_budget__{conn_id}__{_KEY_UNSAFE.sub('_', domain).strip('_')}"
+    return f"odc_rate_budget__{conn_id}__{_KEY_UNSAFE.sub('_', limit).strip('_')}"
 
 
 def route_of(path: str) -> str:
@@ -102,15 +111,12 @@ def route_of(path: str) -> str:
     return _PATH_ID.sub("/{}", path)
 
 
-def ledger_for(conn_id: str, method: str, path: str, settings: LimitSettings | None = None) -> Ledger | None:
-    """Where a request reserves its slot: its domain's ledger, with every limit it counts toward (None:
-    no documented limit covers it, e.g. OIDC discovery and the token endpoint)."""
-    route = route_of(path)
-    found = limits_for(method.upper(), route, settings or LimitSettings())
-    domain = domain_of(route)
-    if not found or domain is None:
-        return None
-    return Ledger(ledger_key(conn_id, domain), tuple(Budget(key, limit) for _scope, key, limit in found))
+def ledgers_for(conn_id: str, method: str, path: str, settings: LimitSettings | None = None) -> tuple[Ledger, ...]:
+    """Where a request reserves its slot: one ledger per limit it counts toward, its endpoint's (if
+    documented) before its domain's, the order every worker takes their locks in (empty: no documented limit
+    covers it, e.g. OIDC discovery and the token endpoint)."""
+    found = limits_for(method.upper(), route_of(path), settings or LimitSettings())
+    return tuple(Ledger(ledger_key(conn_id, key), (Budget(key, limit),)) for _scope, key, limit in found)
 
 
 # -- ODC's clock -------------------------------------------------------------------------------------------
@@ -254,49 +260,87 @@ def earliest_slot(entries: Slots, budget: Budget, now: float, margin: float) -> 
     raise AssertionError("unreachable: a slot one span after the last is always free")
 
 
+def relaxed(ledger: Ledger, state: LedgerState, now: float, margin: float) -> bool:
+    """Whether ``ledger`` may be written without its lock (see ``RELAXED_MIN_LIMIT``)."""
+    return all(
+        budget.limit >= RELAXED_MIN_LIMIT
+        and sum(at > now - budget.window - margin for at, _ in state.slots.get(budget.name, [])) < budget.limit // 2
+        for budget in ledger.budgets
+    )
+
+
 def reserve(
-    ledger: Ledger,
+    ledgers: tuple[Ledger, ...],
     *,
     max_wait: float,
     margin: float = DEFAULT_MARGIN,
     owner: str | None = None,
     uniform: Callable[[float, float], float] = random.uniform,
 ) -> Generator[Step, Any, Grant]:
-    """Reserve one send slot in ``ledger`` and wait for it (see the module docstring)."""
+    """Reserve one send slot in every ledger and wait for it (see the module docstring).
+
+    Takes each ledger's lock in the given order (a relaxed ledger's not at all), computes the slot from what
+    the locks guard, writes it into every ledger (releasing the locks in the same writes) and waits.
+    """
     owner = owner or uuid.uuid4().hex[:12]
     start: float = yield Now()
     claims = 0
-    while True:
-        state = LedgerState.parse((yield Read(ledger.key)))
-        now: float = yield Now()
-        if state.holder and state.holder != owner and state.until > now:
-            if now - start > max(max_wait, LOCK_TTL):  # a lock is held for a moment: worth waiting even at 0
-                return Grant(now, refused=True, claims=claims)
-            yield Pause(uniform(*POLL))
-            continue
-        claims += 1
-        claim = LedgerState(owner, now + LOCK_TTL, state.pruned(now, margin, ledger.budgets))
-        if not (yield Write(ledger.key, claim.dump())):
-            return Grant(now, paced=False, claims=claims)  # Variables not writable here
-        written: float = yield Now()
-        yield Pause(min(max(SETTLE_MIN, SETTLE_PER_WRITE * max(written - now, 0.0)), SETTLE_MAX))
-        state = LedgerState.parse((yield Read(ledger.key)))
-        if state.holder != owner:
-            continue  # a rival's claim landed after ours: it holds the lock
-        now = yield Now()
-        slot = max(earliest_slot(state.slots.get(b.name, []), b, now, margin) for b in ledger.budgets)
-        refused = slot - start > max_wait
-        if not refused:
-            for budget in ledger.budgets:
-                state.slots[budget.name] = sorted([*state.slots.get(budget.name, []), (slot, owner)])
-        state.holder, state.until = "", 0.0
-        yield Write(ledger.key, state.dump())  # the slot and the lock's release in one write
-        if refused:
-            return Grant(slot, refused=True, claims=claims)
-        now = yield Now()
-        if slot > now:
-            yield Pause(slot - now)
-        return Grant(slot, waited=max(slot, now) - start, claims=claims)
+    held: dict[str, LedgerState] = {}  # key -> the ledger as read back under our lock
+    loose: dict[str, LedgerState] = {}  # key -> a relaxed ledger as read
+
+    def release() -> Generator[Step, Any, None]:
+        for key, state in held.items():
+            state.holder, state.until = "", 0.0
+            yield Write(key, state.dump())
+
+    for ledger in ledgers:
+        while True:
+            state = LedgerState.parse((yield Read(ledger.key)))
+            now: float = yield Now()
+            if state.holder and state.holder != owner and state.until > now:
+                if now - start > max(max_wait, LOCK_TTL):  # a lock is held for a moment: worth waiting even at 0
+                    yield from release()
+                    return Grant(now, refused=True, claims=claims)
+                yield Pause(uniform(*POLL))
+                continue
+            if relaxed(ledger, state, now, margin):
+                loose[ledger.key] = state
+                break
+            claims += 1
+            claim = LedgerState(owner, now + LOCK_TTL, state.pruned(now, margin, ledger.budgets))
+            if not (yield Write(ledger.key, claim.dump())):
+                yield from release()
+                return Grant(now, paced=False, claims=claims)  # Variables not writable here
+            written: float = yield Now()
+            yield Pause(min(max(SETTLE_MIN, SETTLE_PER_WRITE * max(written - now, 0.0)), SETTLE_MAX))
+            state = LedgerState.parse((yield Read(ledger.key)))
+            if state.holder == owner:
+                held[ledger.key] = state
+                break
+            # A rival's claim landed after ours: it holds the lock; wait for it.
+    now = yield Now()
+    slot = now
+    for ledger in ledgers:
+        state = held.get(ledger.key) or loose[ledger.key]
+        for budget in ledger.budgets:
+            slot = max(slot, earliest_slot(state.slots.get(budget.name, []), budget, now, margin))
+    if slot - start > max_wait:
+        yield from release()
+        return Grant(slot, refused=True, claims=claims)
+    for ledger in ledgers:
+        if ledger.key in held:
+            state = held[ledger.key]
+            state.holder, state.until = "", 0.0  # the slot and the lock's release in one write
+        else:
+            state = LedgerState.parse((yield Read(ledger.key)))  # read again: the shortest read-to-write gap
+            state.slots = state.pruned(now, margin, ledger.budgets)
+        for budget in ledger.budgets:
+            state.slots[budget.name] = sorted([*state.slots.get(budget.name, []), (slot, owner)])
+        yield Write(ledger.key, state.dump())
+    now = yield Now()
+    if slot > now:
+        yield Pause(slot - now)
+    return Grant(slot, waited=max(slot, now) - start, claims=claims)
 
 
 # -- the sync driver ------------------------------------------------------------------------------------
@@ -328,15 +372,15 @@ class RequestPacer:
 
         Raises OdcApiError, nothing sent, when the first free slot is further out than ``max_wait``.
         """
-        ledger = ledger_for(self.conn_id, method, path)
-        if ledger is None:
+        ledgers = ledgers_for(self.conn_id, method, path)
+        if not ledgers:
             return None
         if not self.clock.known:
             self.clock.observe(self.probe())
-        grant = drive(reserve(ledger, max_wait=max_wait, margin=self.margin), self._perform)
+        grant = drive(reserve(ledgers, max_wait=max_wait, margin=self.margin), self._perform)
         if grant.refused:
             raise OdcApiError(
-                f"was not sent: ODC's rate limit for it is booked by other tasks (or its ledger {ledger.key} locked) "
+                f"was not sent: ODC's rate limit for it is booked by other tasks (or its ledger locked) "
                 f"for the next {grant.slot - self.clock.now():.0f} s at least, longer than this call may wait "
                 f"({max_wait:g} s).",
                 conn_id=self.conn_id,

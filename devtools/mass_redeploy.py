@@ -86,10 +86,10 @@ def floor_seconds(stats: dict[str, Any]) -> float:
     )
 
 
-def ledger_slots(stack: AirflowStack, domain: str = "/api/deployments/v1") -> dict[str, int] | None:
-    """How many slots the connection's ledger of ``domain`` holds now, per limit, as the api-server serves the
-    Variable (None: no such Variable, the tasks did not pace)."""
-    response = stack.rest("GET", f"/api/v2/variables/{quote(ledger_key(CONN_ID, domain), safe='')}")
+def ledger_slots(stack: AirflowStack, limit: str = POST_ROUTE) -> dict[str, int] | None:
+    """How many slots the connection's ledger of ``limit`` holds now, as the api-server serves the Variable
+    (None: no such Variable, the tasks did not pace)."""
+    response = stack.rest("GET", f"/api/v2/variables/{quote(ledger_key(CONN_ID, limit), safe='')}")
     if response.status_code == 404:
         return None
     response.raise_for_status()

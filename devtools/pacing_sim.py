@@ -39,7 +39,7 @@ from airflow_provider_odc.pacing import (
     Read,
     ServerClock,
     Write,
-    ledger_for,
+    ledgers_for,
     reserve,
     route_of,
 )
@@ -97,6 +97,7 @@ class SimResult:
     deploys_accepted: Counter[int] = field(default_factory=Counter)  # deploy number -> accepted POSTs
     lock_claims: int = 0
     store_writes: int = 0
+    store_reads: int = 0
     pacing_wait_s: float = 0.0
 
     @property
@@ -126,7 +127,8 @@ class SimResult:
             "requests_sent": self.requests_sent,
             "requests_rate_limited": self.requests_rate_limited,
             "lock_claims": self.lock_claims,
-            "store_writes": self.store_writes,
+            "variable_reads_per_request": round(self.store_reads / max(self.requests_sent, 1), 2),
+            "variable_writes_per_request": round(self.store_writes / max(self.requests_sent, 1), 2),
             "wall_s": round(self.wall_s, 1),
             "floor_s": floor,
             "ratio": round(self.wall_s / floor, 3) if floor else None,
@@ -172,9 +174,9 @@ class _World:
 
     # -- one ledger step, as RequestPacer._perform does it, on the virtual clock -----------------------
 
-    def reserve(self, ledger: Ledger, clock: ServerClock) -> Generator[float, None, Grant]:
+    def reserve(self, ledgers: tuple[Ledger, ...], clock: ServerClock) -> Generator[float, None, Grant]:
         flow = reserve(
-            ledger, max_wait=self.settings.rate_limit_wait, margin=self.settings.margin, uniform=self.rng.uniform
+            ledgers, max_wait=self.settings.rate_limit_wait, margin=self.settings.margin, uniform=self.rng.uniform
         )
         answer: Any = None
         while True:
@@ -189,6 +191,7 @@ class _World:
                 yield step.seconds
                 answer = None
             elif isinstance(step, Read):
+                self.result.store_reads += 1
                 yield self.between(self.settings.store_read)
                 answer = self.store.get(step.key)
             elif isinstance(step, Write):
@@ -227,11 +230,11 @@ class _World:
                 outcome: Any = None
             else:
                 assert step is SEND
-                ledger = ledger_for("sim", method, path)
-                if self.settings.paced and ledger is not None:
+                ledgers = ledgers_for("sim", method, path)
+                if self.settings.paced and ledgers:
                     if not clock.known:
                         clock.observe((yield from self.exchange(*DISCOVERY, clock)).headers["Date"])
-                    grant = yield from self.reserve(ledger, clock)
+                    grant = yield from self.reserve(ledgers, clock)
                     self.result.lock_claims += grant.claims
                     self.result.pacing_wait_s += grant.waited
                     if grant.refused:

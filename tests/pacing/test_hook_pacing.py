@@ -83,7 +83,7 @@ def test_fifteen_deploys_wait_for_their_slot_instead_of_collecting_429s(
     refused = stats["rate_limited_calls"].get(POST_ROUTE, 0)
     assert len(keys) == stats["operations_started"]["deploy"] == DEPLOYS
     assert stats["api_calls"][POST_ROUTE] == DEPLOYS + refused  # only refused POSTs were sent again
-    ledger = "odc_rate_budget__odc_paced__api_deployments_v1"
+    ledger = "odc_rate_budget__odc_paced__POST_api_deployments_v1_deployment-operations"
     if mode == "off":  # the same run unpaced: the 11th POST meets a 429 (its wait then frees the window)
         assert refused >= 1 and ledger not in variables
         return

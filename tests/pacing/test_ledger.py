@@ -21,7 +21,7 @@ from airflow_provider_odc.pacing import (
     Write,
     drive,
     earliest_slot,
-    ledger_for,
+    ledgers_for,
     reserve,
 )
 
@@ -55,19 +55,24 @@ class World:
 
 
 def deploy_ledger() -> Any:
-    ledger = ledger_for("odc_default", "POST", DEPLOY)
-    assert ledger is not None
-    return ledger
+    return ledgers_for("odc_default", "POST", DEPLOY)
 
 
-def test_a_request_counts_toward_its_endpoint_and_its_domain_in_one_ledger() -> None:
-    ledger = deploy_ledger()
-    assert ledger.key == "odc_rate_budget__odc_default__api_deployments_v1"
-    assert {(b.name, b.limit) for b in ledger.budgets} == {(f"POST {DEPLOY}", 10), ("/api/deployments/v1", 100)}
+POST_KEY = "odc_rate_budget__odc_default__POST_api_deployments_v1_deployment-operations"
+DOMAIN_KEY = "odc_rate_budget__odc_default__api_deployments_v1"
+
+
+def test_a_request_counts_toward_its_endpoint_then_its_domain() -> None:
+    endpoint, domain = deploy_ledger()
+    assert (endpoint.key, domain.key) == (POST_KEY, DOMAIN_KEY)
+    assert [(b.name, b.limit) for b in (*endpoint.budgets, *domain.budgets)] == [
+        (f"POST {DEPLOY}", 10),
+        ("/api/deployments/v1", 100),
+    ]
     key = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-    read = ledger_for("odc_default", "GET", f"/api/asset-repository/v1/assets/{key}/revisions/3")
-    assert read is not None and [(b.name, b.limit) for b in read.budgets] == [("/api/asset-repository/v1", 100)]
-    assert ledger_for("odc_default", "GET", "/identity/.well-known/openid-configuration") is None
+    (read,) = ledgers_for("odc_default", "GET", f"/api/asset-repository/v1/assets/{key}/revisions/3")
+    assert [(b.name, b.limit) for b in read.budgets] == [("/api/asset-repository/v1", 100)]
+    assert ledgers_for("odc_default", "GET", "/identity/.well-known/openid-configuration") == ()
 
 
 def test_no_ledger_variable_is_masked_by_airflow() -> None:
@@ -81,8 +86,8 @@ def test_no_ledger_variable_is_masked_by_airflow() -> None:
         ("GET", "/api/identity/v1/users"),
         ("POST", "/api/builds/v1/build-operations"),
     ):
-        ledger = ledger_for("odc_default", method, path)
-        assert ledger is not None and not should_hide_value_for_key(ledger.key), ledger.key
+        for ledger in ledgers_for("odc_default", method, path):
+            assert not should_hide_value_for_key(ledger.key), ledger.key
     assert not should_hide_value_for_key("request_pacing")
 
 
@@ -105,25 +110,27 @@ def test_eleven_deployment_posts_in_a_row_get_ten_slots_now_and_one_a_window_lat
     slots = [grant.slot - T0 for grant in grants]
     assert max(slots[:10]) < 5, slots  # ten at once (each reservation spends a settle delay)
     assert slots[10] == pytest.approx(slots[0] + 62), slots
-    assert grants[10].waited >= 55 and all(grant.claims == 1 for grant in grants)
-    state = LedgerState.parse(world.values[deploy_ledger().key])
+    assert grants[10].waited >= 55 and all(grant.claims == 1 for grant in grants)  # the POST ledger's lock only
+    state = LedgerState.parse(world.values[POST_KEY])
     assert state.holder == "" and len(state.slots[f"POST {DEPLOY}"]) == 11  # released, every slot kept
+    assert len(LedgerState.parse(world.values[DOMAIN_KEY]).slots["/api/deployments/v1"]) == 11
 
 
 def test_a_slot_beyond_the_wait_is_refused_and_nothing_is_reserved() -> None:
     world = World()
     for _ in range(10):
         drive(reserve(deploy_ledger(), max_wait=300, uniform=min), world.perform)
-    before = LedgerState.parse(world.values[deploy_ledger().key]).slots
+    before = {key: LedgerState.parse(world.values[key]).slots for key in (POST_KEY, DOMAIN_KEY)}
     grant = drive(reserve(deploy_ledger(), max_wait=30, uniform=min), world.perform)
     assert grant.refused and grant.slot - world.now > 30
-    after = LedgerState.parse(world.values[deploy_ledger().key])
-    assert after.slots == before and after.holder == ""
+    for key in (POST_KEY, DOMAIN_KEY):
+        after = LedgerState.parse(world.values[key])
+        assert after.slots == before[key] and after.holder == "", key
 
 
 def test_a_live_lock_of_another_worker_is_waited_for_and_a_dead_one_expires() -> None:
     world = World()
-    key = deploy_ledger().key
+    key = POST_KEY
     world.values[key] = LedgerState("rival", T0 + LOCK_TTL, {}).dump()  # claimed, then the rival died
     grant = drive(reserve(deploy_ledger(), max_wait=300, uniform=min), world.perform)
     assert not grant.refused and grant.slot >= T0 + LOCK_TTL
@@ -134,7 +141,7 @@ def test_a_live_lock_of_another_worker_is_waited_for_and_a_dead_one_expires() ->
 
 def test_a_rival_claim_that_lands_after_ours_wins_and_we_claim_again() -> None:
     world = World()
-    key = deploy_ledger().key
+    key = POST_KEY
     flow = reserve(deploy_ledger(), max_wait=300, owner="me", uniform=min)
     step = next(flow)
     sent_rival = False
@@ -148,8 +155,17 @@ def test_a_rival_claim_that_lands_after_ours_wins_and_we_claim_again() -> None:
         except StopIteration as done:
             grant: Grant = done.value
             break
-    assert grant.claims == 2 and not grant.refused and grant.slot >= T0 + 1.0
+    assert grant.claims == 2 and not grant.refused  # the domain ledger is relaxed: no claim and grant.slot >= T0 + 1.0
     assert [who for _, who in LedgerState.parse(world.values[key]).slots[f"POST {DEPLOY}"]] == ["me"]
+
+
+def test_a_domain_ledger_is_locked_once_half_used_and_stays_exact() -> None:
+    world = World()
+    (ledger,) = ledgers_for("odc_default", "GET", "/api/asset-repository/v1/assets")
+    grants = [drive(reserve((ledger,), max_wait=300, uniform=min), world.perform) for _ in range(101)]
+    assert [grant.claims for grant in grants[:50]] == [0] * 50  # under half of 100: written without the lock
+    assert all(grant.claims == 1 for grant in grants[50:])
+    assert grants[100].slot - grants[0].slot == pytest.approx(62.0)  # the 101st waits for the first to leave
 
 
 def test_variables_that_cannot_be_written_leave_the_request_unpaced() -> None:
@@ -182,6 +198,6 @@ def test_hosts_90_seconds_apart_agree_on_odcs_time_from_its_date_header() -> Non
 def test_the_ledger_holds_no_more_than_slot_times_and_ids() -> None:
     world = World()
     drive(reserve(deploy_ledger(), max_wait=300, owner="0123456789ab", uniform=min), world.perform)
-    document = json.loads(world.values[deploy_ledger().key])
+    document = json.loads(world.values[POST_KEY])
     assert set(document) == {"holder", "until", "slots"}
     assert document["slots"][f"POST {DEPLOY}"][0][1] == "0123456789ab"
