@@ -362,6 +362,7 @@ class RequestPacer:
     sleep: Callable[[float], None] = time.sleep
     margin: float = DEFAULT_MARGIN
     _stores: dict[str, TokenStore] = field(default_factory=dict)
+    _probed: bool = False
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Learn ODC's time from an answer."""
@@ -375,7 +376,8 @@ class RequestPacer:
         ledgers = ledgers_for(self.conn_id, method, path)
         if not ledgers:
             return None
-        if not self.clock.known:
+        if not self.clock.known and not self._probed:  # once: a portal that sends no Date is not asked again
+            self._probed = True
             self.clock.observe(self.probe())
         grant = drive(reserve(ledgers, max_wait=max_wait, margin=self.margin), self._perform)
         if grant.refused:

@@ -108,3 +108,19 @@ def test_a_slot_beyond_the_rate_limit_wait_fails_the_call_without_sending_it(
     stats = odc_emulator.stats()
     assert stats["api_calls"][POST_ROUTE] == 10 and stats["rate_limited"] == 0, stats
     assert sum(clock.slept) < 30
+
+
+def test_odcs_clock_is_learnt_once_per_process_from_the_unlimited_discovery_document(
+    odc_emulator: Any, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    HookFactory(odc_emulator, monkeypatch).connection("odc_paced", extra={"request_pacing": "variable"})
+    hook = OdcHook("odc_paced")
+    monkeypatch.setitem(pacing._clocks, hook.settings.origin, ServerClock())  # this process knows nothing yet
+    before = odc_emulator.stats()["discovery_requests"]
+    for _ in range(3):
+        hook.request("GET", "/api/portfolios/v2/environments")
+    clock = pacing._clocks[hook.settings.origin]
+    assert clock.known and abs(clock.now() - time.time()) < 2  # the emulator's Date: wall time
+    # Discovery for the token exchange, and once more for the clock (no rate limit covers it); not per request.
+    assert odc_emulator.stats()["discovery_requests"] - before <= 2
+    assert odc_emulator.stats()["rate_limited"] == 0
