@@ -35,7 +35,7 @@ needs NTP across hosts.
 The protocol (``reserve``) is a generator without I/O, in the shape of ``request_core``: it yields
 ``Read``/``Write``/``Pause``/``Now`` steps and receives their results. ``RequestPacer`` drives it with real
 Variables and sleeps; the simulation (``devtools/pacing_sim.py``) drives the same code on a virtual clock
-with a shared store that has latency and stalls. No Airflow imports.
+with a shared store that has latency and stalls. Nothing here calls Airflow: the Variable store is passed in.
 """
 
 from __future__ import annotations
