@@ -27,6 +27,8 @@ CONN_TYPE = "odc"
 MAX_TEXT_LENGTH = 4096
 CacheMode = Literal["variable", "memory", "off"]
 CACHE_MODES: tuple[CacheMode, ...] = ("variable", "memory", "off")
+PacingMode = Literal["off", "variable"]
+PACING_MODES: tuple[PacingMode, ...] = ("off", "variable")
 
 #: Builds the error for a refused value from a message (``settings`` prefixes the connection id).
 Problem = Callable[[str], Exception]
@@ -320,6 +322,19 @@ RATE_LIMIT_WAIT = ExtraField(
     bounds=(0, 1800),
 )
 
+REQUEST_PACING = ExtraField(
+    "request_pacing",
+    "Rate-limit pacing",
+    "variable: every worker on every host reserves its send slot in a shared ledger (Airflow Variables) before "
+    "each request ODC rate-limits, so a mass redeploy waits for its turn instead of collecting 429s. off: send "
+    "at once and wait out any 429 (default).",
+    "string",
+    _choice,
+    setting="request_pacing",
+    default="off",
+    choices=PACING_MODES,
+)
+
 EXTRA_FIELDS: tuple[ExtraField, ...] = (
     TIMEOUT,
     VERIFY,
@@ -329,6 +344,7 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
     CACHE_SECRET,
     MAX_RETRIES,
     RATE_LIMIT_WAIT,
+    REQUEST_PACING,
 )
 
 

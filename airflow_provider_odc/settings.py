@@ -19,7 +19,7 @@ from airflow_provider_odc import connection_fields as fields
 from airflow_provider_odc.auth import urls
 from airflow_provider_odc.connection_fields import CACHE_MODES as CACHE_MODES
 from airflow_provider_odc.connection_fields import MAX_TEXT_LENGTH as MAX_TEXT_LENGTH
-from airflow_provider_odc.connection_fields import CacheMode, shown, standard_field, text_of
+from airflow_provider_odc.connection_fields import CacheMode, PacingMode, shown, standard_field, text_of
 from airflow_provider_odc.exceptions import OdcConfigError
 
 # The defaults and bounds of the numbers a connection holds, as declared in ``connection_fields``.
@@ -83,6 +83,7 @@ class OdcConnectionSettings:
     cache_secret: str | None = field(default=fields.CACHE_SECRET.default, repr=False)
     max_retries: int = DEFAULT_MAX_RETRIES
     rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT
+    request_pacing: PacingMode = fields.REQUEST_PACING.default
 
     @property
     def cache_identity(self) -> str:

@@ -44,7 +44,7 @@ nitpick_ignore_regex = [
     (
         r"py:.*",
         r"airflow_provider_odc\.(auth|cache|retries|operations|waiting|compat|attach|scrub|request_core"
-        r"|poll_schedule|connection_fields)(\..*)?",
+        r"|poll_schedule|connection_fields|pacing)(\..*)?",
     ),
     (r"py:.*", r"airflow_provider_odc\.api\.(long_running|_parse)(\..*)?"),
     (r"py:.*", r"airflow_provider_odc\.emulator\.(?!server\.|pytest_plugin\.).*"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import pacing
 from benchmarks.report import BLOCKS, FLEET_RESULTS, README, RESULTS, render, rewrite_block
 
 
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     for block in BLOCKS:
         results = json.loads(sources[block.results].read_text(encoding="utf-8"))
         wanted = rewrite_block(wanted, render(results), block.begin, block.end)
+    pacing_results = json.loads(pacing.RESULTS.read_text(encoding="utf-8"))  # make bench-fleet: benchmarks/pacing.py
+    wanted = rewrite_block(wanted, pacing.render(pacing_results), pacing.BEGIN, pacing.END)
     names = f"{args.results.name} and {args.fleet_results.name}"
     if current == wanted:
         print(f"{args.readme.name}: the benchmark tables match {names}")

@@ -56,12 +56,18 @@ class VariableTokenStore:
             Variable.set(
                 self.key,
                 value,
-                description="Encrypted ODC access token cache (airflow-provider-odc). Safe to delete.",
+                description=_description(self.key),
             )
         except Exception as exc:
             _warn_once(self.key, "write", exc)
             return False
         return True
+
+
+def _description(key: str) -> str:
+    if key.startswith("odc_rate_budget__"):  # airflow_provider_odc.pacing.ledger_key
+        return "ODC rate-limit pacing ledger (airflow-provider-odc): send slots, no secret. Safe to delete."
+    return "Encrypted ODC access token cache (airflow-provider-odc). Safe to delete."
 
 
 def _warn_once(key: str, action: str, exc: BaseException) -> None:

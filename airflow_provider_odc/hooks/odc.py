@@ -29,7 +29,7 @@ from airflow_provider_odc.api.deployments import DeploymentOperation, Deployment
 from airflow_provider_odc.api.portfolios import DeployedAsset, Stage
 from airflow_provider_odc.attach import Launch, OperationMatch, TryMemory, start_once
 from airflow_provider_odc.auth.client_credentials import exchange_client_credentials
-from airflow_provider_odc.auth.discovery import fetch_token_endpoint, validate_token_endpoint
+from airflow_provider_odc.auth.discovery import discovery_url, fetch_token_endpoint, validate_token_endpoint
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.auth.transport import NoRedirectSession, unanswered
 from airflow_provider_odc.cache.envelope import CachedToken, EnvelopeCodec
@@ -39,6 +39,7 @@ from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
+from airflow_provider_odc.pacing import RequestPacer, server_clock
 from airflow_provider_odc.request_core import (
     MAX_DETAIL,
     UNFOLLOWED_LOCATION,
@@ -175,6 +176,26 @@ class OdcHook(BaseHook):
             reached_from=reached_from,
             log=self.log,
         )
+
+    @cached_property
+    def pacer(self) -> RequestPacer | None:
+        """The shared rate-limit ledger of this connection (``request_pacing`` extra), or None when off."""
+        settings = self.settings
+        if settings.request_pacing == "off":
+            return None
+        store_for = type(self).token_store
+        clock = server_clock(settings.origin)
+        return RequestPacer(settings.conn_id, store_for, clock, self._probe_date, self.retry_policy.sleep)
+
+    def _probe_date(self) -> str | None:
+        """ODC's ``Date`` from the OIDC discovery document, which no documented rate limit covers."""
+        settings = self.settings
+        url = discovery_url(settings.origin)
+        try:
+            response = self.session.get(url, timeout=settings.timeout, verify=settings.verify)
+        except requests.RequestException:
+            return None  # the paced request itself will say what is wrong with the portal
+        return response.headers.get("Date")
 
     @cached_property
     def token_cache(self) -> TokenCache:
@@ -580,6 +601,9 @@ class OdcHook(BaseHook):
     ) -> Reply[requests.Response] | Unanswered:
         """One HTTP exchange with requests: the answer as plain values, or the failure classified."""
         settings = self.settings
+        pacer = self.pacer
+        if pacer is not None:
+            pacer.before_send(send.method, send.path, max_wait=self.retry_policy.rate_limit_wait)
         started = time.monotonic()
         try:
             response = self.session.request(
@@ -598,6 +622,8 @@ class OdcHook(BaseHook):
             if failure is None:
                 raise
             return failure
+        if pacer is not None:
+            pacer.observe(response.headers)
         self.log.debug(
             "ODC %s %s -> %s in %.0f ms",
             send.method,

@@ -9,6 +9,7 @@ at the logs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -69,9 +70,14 @@ def airflow_stack_env(odc_emulator_session: OdcEmulator) -> Mapping[str, str]:
     function-scoped ``odc_emulator`` fixture, which resets the same server before each test.
 
     The stack starts once per session, so this environment is fixed for the whole session; a test
-    that needs different settings must start its own ``AirflowStack``.
+    that needs different settings must start its own ``AirflowStack``. ``odc_paced`` is the same portal with
+    ``request_pacing: variable`` (the mass-redeploy test).
     """
-    return {"AIRFLOW_CONN_ODC_DEFAULT": odc_emulator_session.connection_json()}
+    paced = {**odc_emulator_session.connection_dict(), "extra": {"request_pacing": "variable"}}
+    return {
+        "AIRFLOW_CONN_ODC_DEFAULT": odc_emulator_session.connection_json(),
+        "AIRFLOW_CONN_ODC_PACED": json.dumps(paced),
+    }
 
 
 @pytest.fixture(scope="session")
