@@ -108,13 +108,13 @@ class OdcPromotionPlanOperator(BaseOperator):
                 f"max_promotions={self.max_promotions}. Raise max_promotions to allow it, or narrow asset_types.",
                 conn_id=self.odc_conn_id,
             )
-        if _truthy(self.plan_only):
+        if truthy(self.plan_only):
             self.log.info("Dry run: no deploys planned.")
             return []
         return [promotion.deploy_kwargs(target) for promotion in plan]
 
 
-def _truthy(value: bool | str) -> bool:
+def truthy(value: bool | str) -> bool:
     """A flag that may arrive rendered from a template (``"True"``, ``"false"``)."""
     if isinstance(value, str):
         return value.strip().casefold() in ("true", "1", "yes")
