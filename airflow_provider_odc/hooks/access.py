@@ -11,8 +11,8 @@ client waits a 429 out, so a large sync is slow, not failed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_odc.access_sync import (
     AccessPlan,
@@ -32,75 +32,7 @@ from airflow_provider_odc.api.portfolios import pick_stage
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcOperationFailed
 
 if TYPE_CHECKING:
-    import requests
-
-    from airflow_provider_odc.api.assets import Asset
-    from airflow_provider_odc.api.portfolios import Stage
-    from airflow_provider_odc.operations import OperationKind
-
-
-class _CallsOdc(Protocol):
-    """What the mixin needs of ``OdcHook``."""
-
-    odc_conn_id: str
-    log: Any
-
-    def request(self, method: str, endpoint: str, **kwargs: Any) -> requests.Response: ...
-
-    def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
-
-    def paginate(
-        self,
-        endpoint: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        page_size: int | None = None,
-        max_items: int | None = None,
-    ) -> Iterator[dict[str, Any]]: ...
-
-    def list_stages(self) -> list[Stage]: ...
-
-    def find_asset(self, asset: str) -> Asset: ...
-
-    def operation_status(
-        self, kind: OperationKind, key: str, params: Mapping[str, Any] | None = None
-    ) -> tuple[str | None, dict[str, Any]]: ...
-
-    def operation_errors(
-        self,
-        kind: OperationKind,
-        key: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        body: Mapping[str, Any] | None = None,
-    ) -> list[str]: ...
-
-    # the mixin's own methods, called through self
-    def list_users(self, *, domains: list[str] | None = None) -> list[User]: ...
-
-    def list_organization_roles(self) -> list[OrganizationRole]: ...
-
-    def list_application_roles(self, *, stage_keys: list[str] | None = None) -> list[ApplicationRole]: ...
-
-    def user_organization_roles(self, user_key: str) -> list[OrganizationRole]: ...
-
-    def user_application_roles(
-        self, user_key: str, *, stage_keys: list[str] | None = None
-    ) -> list[ApplicationRole]: ...
-
-    def list_groups(self, *, stage_keys: list[str] | None = None) -> list[Group]: ...
-
-    def group_member_keys(self, group_key: str) -> set[str]: ...
-
-    def group_application_role_keys(self, group_key: str) -> set[str]: ...
-
-    def create_users(
-        self, records: list[dict[str, Any]], *, poll_interval: float = ..., timeout: float = ...
-    ) -> dict[str, str]: ...
-
-    def _apply_one(
-        self, change: Change, keys: dict[str, str], current: CurrentAccess, groups: dict[str, str]
-    ) -> None: ...
+    from airflow_provider_odc.hooks.odc import OdcHook
 
 
 def _csv(values: list[str] | None) -> str | None:
@@ -115,60 +47,65 @@ def _params(**values: Any) -> dict[str, Any]:
 class AccessHookMixin:
     """``OdcHook`` methods of the User and Access Management API (``/api/identity/v1``)."""
 
+    @property
+    def _odc(self) -> OdcHook:
+        """This object as the ``OdcHook`` it is mixed into (its requests, paging and stages)."""
+        return cast("OdcHook", self)
+
     # -- reads -------------------------------------------------------------------------------------
 
-    def list_users(self: _CallsOdc, *, domains: list[str] | None = None) -> list[User]:
+    def list_users(self, *, domains: list[str] | None = None) -> list[User]:
         """Every user, or those whose email domain is one of ``domains`` (View end users / members, or Manage users)."""
-        items = self.paginate(access.USERS, _params(domains=_csv(domains)), page_size=access.PAGE_LIMIT)
+        items = self._odc.paginate(access.USERS, _params(domains=_csv(domains)), page_size=access.PAGE_LIMIT)
         users = [User.from_json(item) for item in items]
         if domains:  # ODC filters by domain; keep only exact email domains (no look-alike suffixes)
             allowed = {d.casefold().lstrip("@") for d in domains}
             users = [u for u in users if u.email and email_domain(u.email) in allowed]
         return users
 
-    def list_organization_roles(self: _CallsOdc) -> list[OrganizationRole]:
-        items = self.paginate(access.ORGANIZATION_ROLES, page_size=access.PAGE_LIMIT)
+    def list_organization_roles(self) -> list[OrganizationRole]:
+        items = self._odc.paginate(access.ORGANIZATION_ROLES, page_size=access.PAGE_LIMIT)
         return [OrganizationRole.from_json(item) for item in items]
 
-    def list_application_roles(self: _CallsOdc, *, stage_keys: list[str] | None = None) -> list[ApplicationRole]:
+    def list_application_roles(self, *, stage_keys: list[str] | None = None) -> list[ApplicationRole]:
         params = _params(environmentKeys=_csv(stage_keys))
-        items = self.paginate(access.APPLICATION_ROLES, params, page_size=access.PAGE_LIMIT)
+        items = self._odc.paginate(access.APPLICATION_ROLES, params, page_size=access.PAGE_LIMIT)
         return [ApplicationRole.from_json(item) for item in items]
 
-    def user_organization_roles(self: _CallsOdc, user_key: str) -> list[OrganizationRole]:
+    def user_organization_roles(self, user_key: str) -> list[OrganizationRole]:
         """A user's organization-wide roles (asset-scoped assignments are left out)."""
-        items = self.paginate(
+        items = self._odc.paginate(
             access.user_organization_roles_path(user_key), {"scopes": "Organization"}, page_size=access.PAGE_LIMIT
         )
         return [role for role in map(OrganizationRole.from_json, items) if role.asset_key is None]
 
-    def user_application_roles(
-        self: _CallsOdc, user_key: str, *, stage_keys: list[str] | None = None
-    ) -> list[ApplicationRole]:
+    def user_application_roles(self, user_key: str, *, stage_keys: list[str] | None = None) -> list[ApplicationRole]:
         """A user's directly assigned application roles (not those a group gives)."""
         params = _params(environmentKeys=_csv(stage_keys), assignmentSources="Direct")
-        items = self.paginate(access.user_application_roles_path(user_key), params, page_size=access.PAGE_LIMIT)
+        items = self._odc.paginate(access.user_application_roles_path(user_key), params, page_size=access.PAGE_LIMIT)
         return [ApplicationRole.from_json(item) for item in items]
 
-    def list_groups(self: _CallsOdc, *, stage_keys: list[str] | None = None) -> list[Group]:
-        items = self.paginate(access.GROUPS, _params(environmentKeys=_csv(stage_keys)), page_size=access.PAGE_LIMIT)
+    def list_groups(self, *, stage_keys: list[str] | None = None) -> list[Group]:
+        items = self._odc.paginate(
+            access.GROUPS, _params(environmentKeys=_csv(stage_keys)), page_size=access.PAGE_LIMIT
+        )
         return [Group.from_json(item) for item in items]
 
-    def group_member_keys(self: _CallsOdc, group_key: str) -> set[str]:
+    def group_member_keys(self, group_key: str) -> set[str]:
         """The users assigned to a group directly (members an IdP claim mapping adds are not the sync's)."""
-        items = self.paginate(
+        items = self._odc.paginate(
             access.group_users_path(group_key), {"membershipType": "Assigned"}, page_size=access.PAGE_LIMIT
         )
         return {key for key in map(access.member_key, items) if key}
 
-    def group_application_role_keys(self: _CallsOdc, group_key: str) -> set[str]:
-        items = self.paginate(access.group_application_roles_path(group_key), page_size=access.PAGE_LIMIT)
+    def group_application_role_keys(self, group_key: str) -> set[str]:
+        items = self._odc.paginate(access.group_application_roles_path(group_key), page_size=access.PAGE_LIMIT)
         return {ApplicationRole.from_json(item).key for item in items}
 
     # -- writes ------------------------------------------------------------------------------------
 
     def create_users(
-        self: _CallsOdc, records: list[dict[str, Any]], *, poll_interval: float = 5.0, timeout: float = 600.0
+        self, records: list[dict[str, Any]], *, poll_interval: float = 5.0, timeout: float = 600.0
     ) -> dict[str, str]:
         """Create users with ``POST /users/bulk`` (100 a request; 5 requests a minute), wait for each bulk
         operation, and return email (casefolded) -> new user key. A bulk operation that ends with errors
@@ -176,72 +113,74 @@ class AccessHookMixin:
         created: dict[str, str] = {}
         for start in range(0, len(records), access.BULK_LIMIT):
             chunk = records[start : start + access.BULK_LIMIT]
-            body = self.request_json("POST", access.BULK_USERS, json=access.bulk_create_body(chunk))
+            body = self._odc.request_json("POST", access.BULK_USERS, json=access.bulk_create_body(chunk))
             key = body.get("key") if isinstance(body, dict) else None
             if not isinstance(key, str) or not key:
-                raise OdcError("ODC answered POST /users/bulk without the operation's 'key'.", conn_id=self.odc_conn_id)
+                raise OdcError(
+                    "ODC answered POST /users/bulk without the operation's 'key'.", conn_id=self._odc.odc_conn_id
+                )
             deadline = time.monotonic() + timeout
-            status, status_body = self.operation_status(BULK_USERS, key)
+            status, status_body = self._odc.operation_status(BULK_USERS, key)
             while not BULK_USERS.is_terminal(status):
                 if time.monotonic() > deadline:
                     raise OdcError(
                         f"ODC bulk user operation {key} did not end within {timeout:.0f} s (status {status}).",
-                        conn_id=self.odc_conn_id,
+                        conn_id=self._odc.odc_conn_id,
                     )
                 time.sleep(poll_interval)
-                status, status_body = self.operation_status(BULK_USERS, key)
+                status, status_body = self._odc.operation_status(BULK_USERS, key)
             if status in BULK_USERS.failure:
-                errors = self.operation_errors(BULK_USERS, key, body=status_body)
+                errors = self._odc.operation_errors(BULK_USERS, key, body=status_body)
                 raise OdcOperationFailed(BULK_USERS.name, key, status, errors)
             created.update(access.bulk_created_keys(status_body))
         return created
 
-    def grant_organization_role(self: _CallsOdc, user_key: str, role_key: str) -> None:
+    def grant_organization_role(self, user_key: str, role_key: str) -> None:
         """Organization-wide (Manage member access)."""
-        self.request("POST", access.user_organization_role_path(user_key, role_key), json={})
+        self._odc.request("POST", access.user_organization_role_path(user_key, role_key), json={})
 
-    def revoke_organization_role(self: _CallsOdc, user_key: str, role_key: str) -> None:
-        self.request("DELETE", access.user_organization_role_path(user_key, role_key))
+    def revoke_organization_role(self, user_key: str, role_key: str) -> None:
+        self._odc.request("DELETE", access.user_organization_role_path(user_key, role_key))
 
-    def grant_application_role(self: _CallsOdc, user_key: str, role_key: str) -> None:
+    def grant_application_role(self, user_key: str, role_key: str) -> None:
         """Manage end-user access."""
-        self.request("POST", access.user_application_role_path(user_key, role_key))
+        self._odc.request("POST", access.user_application_role_path(user_key, role_key))
 
-    def revoke_application_role(self: _CallsOdc, user_key: str, role_key: str) -> None:
-        self.request("DELETE", access.user_application_role_path(user_key, role_key))
+    def revoke_application_role(self, user_key: str, role_key: str) -> None:
+        self._odc.request("DELETE", access.user_application_role_path(user_key, role_key))
 
-    def patch_user(self: _CallsOdc, user_key: str, *, name: str | None, is_active: bool, photo_url: str | None) -> None:
+    def patch_user(self, user_key: str, *, name: str | None, is_active: bool, photo_url: str | None) -> None:
         """Manage users; every field is sent (ODC's advice for PATCH)."""
-        self.request("PATCH", access.user_path(user_key), json=access.patch_user_body(name, is_active, photo_url))
+        self._odc.request("PATCH", access.user_path(user_key), json=access.patch_user_body(name, is_active, photo_url))
 
-    def delete_user(self: _CallsOdc, user_key: str) -> None:
-        self.request("DELETE", access.user_path(user_key))
+    def delete_user(self, user_key: str) -> None:
+        self._odc.request("DELETE", access.user_path(user_key))
 
-    def create_group(self: _CallsOdc, name: str, stage_key: str, user_keys: list[str], role_keys: list[str]) -> str:
+    def create_group(self, name: str, stage_key: str, user_keys: list[str], role_keys: list[str]) -> str:
         """Manage end-user groups; returns the new group's key."""
-        body = self.request_json(
+        body = self._odc.request_json(
             "POST", access.GROUPS, json=access.create_group_body(name, stage_key, user_keys, role_keys)
         )
         key = body.get("key") if isinstance(body, dict) else None
         if not isinstance(key, str) or not key:
-            raise OdcError("ODC answered POST /groups without the group's 'key'.", conn_id=self.odc_conn_id)
+            raise OdcError("ODC answered POST /groups without the group's 'key'.", conn_id=self._odc.odc_conn_id)
         return key
 
-    def patch_group_users(self: _CallsOdc, group_key: str, *, add: list[str], remove: list[str]) -> None:
-        self.request("PATCH", access.group_users_path(group_key), json=access.group_users_patch(add, remove))
+    def patch_group_users(self, group_key: str, *, add: list[str], remove: list[str]) -> None:
+        self._odc.request("PATCH", access.group_users_path(group_key), json=access.group_users_patch(add, remove))
 
-    def patch_group_roles(self: _CallsOdc, group_key: str, *, add: list[str], remove: list[str]) -> None:
-        self.request(
+    def patch_group_roles(self, group_key: str, *, add: list[str], remove: list[str]) -> None:
+        self._odc.request(
             "PATCH", access.group_application_roles_path(group_key), json=access.group_roles_patch(add, remove)
         )
 
     # -- the sync ----------------------------------------------------------------------------------
 
     def read_access(
-        self: _CallsOdc, desired: DesiredAccess, *, domains: list[str] | None = None
+        self, desired: DesiredAccess, *, domains: list[str] | None = None
     ) -> tuple[Resolved, CurrentAccess]:
         """Resolve the desired state's stage, role and asset names to keys, and read what the sync owns."""
-        stages = self.list_stages()
+        stages = self._odc.list_stages()
         stage_keys = {name: pick_stage(stages, name).key for name in sorted(desired.stage_names())}
         org_roles = self.list_organization_roles()
         org_keys = {name: _organization_role(org_roles, name) for name in sorted(desired.organization_role_names())}
@@ -251,7 +190,7 @@ class AccessHookMixin:
         app_keys: dict[RoleRef, str] = {}
         for ref in refs:
             if ref.asset not in assets:
-                assets[ref.asset] = ref.asset if is_key(ref.asset) else self.find_asset(ref.asset).asset_key
+                assets[ref.asset] = ref.asset if is_key(ref.asset) else self._odc.find_asset(ref.asset).asset_key
             app_keys[ref] = _application_role(app_roles, ref, assets[ref.asset], stage_keys[ref.stage])
         names = {role.key: role.name for role in org_roles}
         names |= {role.key: f"{role.name} ({_asset_label(refs, assets, role)})" for role in app_roles}
@@ -281,7 +220,7 @@ class AccessHookMixin:
         return resolved, CurrentAccess(users, org_held, app_held, groups)
 
     def apply_access_plan(
-        self: _CallsOdc,
+        self,
         plan: AccessPlan,
         current: CurrentAccess,
         *,
@@ -303,7 +242,7 @@ class AccessHookMixin:
             if missing:
                 raise OdcError(
                     f"ODC's bulk user operation did not report a key for {', '.join(missing[:5])}.",
-                    conn_id=self.odc_conn_id,
+                    conn_id=self._odc.odc_conn_id,
                 )
             keys |= created
         done = len(creates)
@@ -318,23 +257,21 @@ class AccessHookMixin:
                 raise OdcError(
                     f"Applying '{change.describe()}' failed after {done} of {len(plan.changes)} changes. "
                     f"ODC answered {exc.method} {exc.path} with HTTP {exc.status}: {said}",
-                    conn_id=self.odc_conn_id,
+                    conn_id=self._odc.odc_conn_id,
                     hint="Run the sync again once the cause is fixed: it plans only what is still missing.",
                 ) from None
             done += 1
         return done
 
-    def _apply_one(
-        self: _CallsOdc, change: Change, keys: dict[str, str], current: CurrentAccess, groups: dict[str, str]
-    ) -> None:
+    def _apply_one(self, change: Change, keys: dict[str, str], current: CurrentAccess, groups: dict[str, str]) -> None:
         """One write of the plan (``keys``: email -> user key, ``groups``: created group -> key)."""
-        hook: Any = self
+        hook = self._odc
         action, subject = change.action, change.subject
 
         def user_key() -> str:
             key = change.key or keys.get(subject.casefold())
             if key is None:
-                raise OdcError(f"No ODC user key for {subject}.", conn_id=self.odc_conn_id)
+                raise OdcError(f"No ODC user key for {subject}.", conn_id=self._odc.odc_conn_id)
             return key
 
         def member_keys(emails: tuple[str, ...]) -> list[str]:
@@ -342,7 +279,7 @@ class AccessHookMixin:
             if unknown:
                 raise OdcError(
                     f"Group {subject} lists member(s) that are not ODC users in scope: {', '.join(unknown[:5])}.",
-                    conn_id=self.odc_conn_id,
+                    conn_id=self._odc.odc_conn_id,
                 )
             return [keys[e.casefold()] for e in emails]
 
@@ -363,7 +300,7 @@ class AccessHookMixin:
             for role in change.items:
                 write(user_key(), role)
         elif action == "create_group":
-            groups[subject] = hook.create_group(change.labels[0], change.name, member_keys(change.items), [])
+            groups[subject] = hook.create_group(change.labels[0], str(change.name), member_keys(change.items), [])
         elif action == "add_group_members":
             hook.patch_group_users(change.key or groups[subject], add=member_keys(change.items), remove=[])
         elif action == "remove_group_members":

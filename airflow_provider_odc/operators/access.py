@@ -127,5 +127,5 @@ def _loaded(desired: Any) -> Any:
         return desired
     try:
         return json.loads(desired)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise OdcError(f"Desired access state: not a JSON document ({exc.msg} at position {exc.pos}).") from None
