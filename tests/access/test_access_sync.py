@@ -4,6 +4,7 @@ own words on failure, and every body sent and answer received checked against th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from ..lifecycle.conftest import run_operator
 from ..lifecycle.test_conformance import spec_route
 
 APP = "Claims Intake 001"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 WRITES = ("POST", "PATCH", "DELETE")
 
 
@@ -96,6 +98,8 @@ def test_dry_run_reports_the_plan_and_changes_nothing(fast: Any) -> None:
 def test_apply_reaches_the_desired_state_and_a_second_run_changes_nothing(fast: Any) -> None:
     summary = sync()
     assert summary["applied"] == summary["changes"] == 9
+    pushed = json.dumps(summary)  # what goes to XCom
+    assert fast.client_secret not in pushed and all(token not in pushed for token in fast.minted_tokens())
     users = fast.state.access.snapshot()["users"]
     assert users["eve.novak@example.com"]["status"] == "Inactive"
     assert users["fatima.rossi@example.com"]["status"] == "Invited" and users["gil.santos@example.com"]
@@ -255,3 +259,48 @@ def test_requests_and_answers_match_the_identity_spec(
         "POST /users/{key}/organization-roles/{roleKey}",  # the 400
         "GET /users/{key}",  # the 404
     }
+
+
+def user_role_sync_dag() -> Any:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    return DagBag(dag_folder=str(EXAMPLE_DAGS)).dags["odc_user_role_sync"]
+
+
+def test_user_role_sync_dag_plans_applies_then_changes_nothing(
+    airflow_db: None, odc_emulator: Any, odc_connection: str
+) -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    odc_emulator.configure(operation_duration=0.3)
+    dry = user_role_sync_dag().test(run_conf={"dry_run": True})
+    assert dry.state == "success" and writes(odc_emulator) == 0
+
+    run = user_role_sync_dag().test(run_conf={"dry_run": False})
+    assert run.state == "success"
+    users = odc_emulator.state.access.snapshot()["users"]
+    assert users["eve.novak@example.com"]["status"] == "Inactive"
+    assert users["dev.lead@example.com"]["organization_roles"] == ["Developer", "Tech lead"]
+    assert {"fatima.rossi@example.com", "gil.santos@example.com"} <= set(users)
+    (group,) = odc_emulator.state.access.snapshot()["groups"].values()
+    assert group["members"] == ["fatima.rossi@example.com", "gil.santos@example.com"]
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(XComModel.run_id == run.run_id, XComModel.task_id == "apply")
+        ).all()
+    summary = next(row.value for row in rows if row.key == "return_value")
+    summary = json.loads(summary) if isinstance(summary, str) else summary
+    assert summary["applied"] == summary["changes"] > 0
+    pushed = json.dumps([row.value for row in rows], default=str)
+    assert odc_emulator.client_secret not in pushed
+    assert all(token not in pushed for token in odc_emulator.minted_tokens())
+
+    before = writes(odc_emulator)
+    again = user_role_sync_dag().test(run_conf={"dry_run": False})
+    assert again.state == "success"
+    assert writes(odc_emulator) == before, "a second run changes nothing"
