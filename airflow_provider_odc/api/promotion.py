@@ -92,10 +92,11 @@ class Promotion:
     build_key: str | None
     target_revision: int | None
 
-    def deploy_kwargs(self, target: Stage) -> dict[str, Any]:
-        """Keyword arguments of one ``OdcDeployOperator`` (mapped with ``expand_kwargs``)."""
+    def deploy_kwargs(self, target: Stage, *, reuse_source_build: bool = True) -> dict[str, Any]:
+        """Keyword arguments of one ``OdcDeployOperator`` (mapped with ``expand_kwargs``); without
+        ``reuse_source_build`` the deploy picks the revision's finished Release build itself."""
         kwargs: dict[str, Any] = {"asset": self.asset_key, "stage": target.key, "revision": self.revision}
-        if self.build_key:
+        if self.build_key and reuse_source_build:
             kwargs["build_key"] = self.build_key
         return kwargs
 

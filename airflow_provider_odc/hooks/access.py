@@ -67,8 +67,11 @@ class AccessHookMixin:
         items = self._odc.paginate(access.ORGANIZATION_ROLES, page_size=access.PAGE_LIMIT)
         return [OrganizationRole.from_json(item) for item in items]
 
-    def list_application_roles(self, *, stage_keys: list[str] | None = None) -> list[ApplicationRole]:
-        params = _params(environmentKeys=_csv(stage_keys))
+    def list_application_roles(
+        self, *, asset_key: str | None = None, stage_keys: list[str] | None = None
+    ) -> list[ApplicationRole]:
+        """End-user roles, of one asset and/or of some stages (View end users)."""
+        params = _params(assetKey=asset_key, environmentKeys=_csv(stage_keys))
         items = self._odc.paginate(access.APPLICATION_ROLES, params, page_size=access.PAGE_LIMIT)
         return [ApplicationRole.from_json(item) for item in items]
 
@@ -185,13 +188,15 @@ class AccessHookMixin:
         org_roles = self.list_organization_roles()
         org_keys = {name: _organization_role(org_roles, name) for name in sorted(desired.organization_role_names())}
         refs = sorted(desired.application_role_refs())
-        app_roles = self.list_application_roles(stage_keys=sorted(set(stage_keys.values()))) if refs else []
         assets: dict[str, str] = {}
-        app_keys: dict[RoleRef, str] = {}
         for ref in refs:
             if ref.asset not in assets:
                 assets[ref.asset] = ref.asset if is_key(ref.asset) else self._odc.find_asset(ref.asset).asset_key
-            app_keys[ref] = _application_role(app_roles, ref, assets[ref.asset], stage_keys[ref.stage])
+        app_roles: list[ApplicationRole] = []
+        for asset_key in sorted(set(assets.values())):  # the named assets' roles, not every role of the tenant
+            on_stages = sorted({stage_keys[r.stage] for r in refs if assets[r.asset] == asset_key})
+            app_roles += self.list_application_roles(asset_key=asset_key, stage_keys=on_stages)
+        app_keys = {ref: _application_role(app_roles, ref, assets[ref.asset], stage_keys[ref.stage]) for ref in refs}
         names = {role.key: role.name for role in org_roles}
         names |= {role.key: f"{role.name} ({_asset_label(refs, assets, role)})" for role in app_roles}
         resolved = Resolved(stage_keys, org_keys, app_keys, names)

@@ -67,6 +67,10 @@ class OdcPromotionPlanOperator(BaseOperator):
     :param plan_only: the dry run: log the plan, return no deploys. Default False. Templated
         (``"{{ params.dry_run }}"``
         renders ``"True"``/``"False"``, read as such).
+    :param reuse_source_build: deploy the build that runs on the source stage (default; the target gets
+        what was tested). False: each deploy uses the revision's finished Release build (set
+        ``build_if_missing=True`` in ``partial`` to build one), e.g. when the source stage runs a build
+        that was not made for deployment elsewhere.
     :param max_promotions: refuse (fail the task) when the plan has more deploys than this; None: no bound.
     """
 
@@ -82,6 +86,7 @@ class OdcPromotionPlanOperator(BaseOperator):
         asset_types: list[str] | None = None,
         plan_only: bool | str = False,
         max_promotions: int | None = None,
+        reuse_source_build: bool = True,
         odc_conn_id: str = OdcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -94,6 +99,7 @@ class OdcPromotionPlanOperator(BaseOperator):
         self.asset_types = asset_types
         self.plan_only = plan_only
         self.max_promotions = max_promotions
+        self.reuse_source_build = reuse_source_build
         self.odc_conn_id = odc_conn_id
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -111,7 +117,7 @@ class OdcPromotionPlanOperator(BaseOperator):
         if truthy(self.plan_only):
             self.log.info("Dry run: no deploys planned.")
             return []
-        return [promotion.deploy_kwargs(target) for promotion in plan]
+        return [promotion.deploy_kwargs(target, reuse_source_build=self.reuse_source_build) for promotion in plan]
 
 
 def truthy(value: bool | str) -> bool:

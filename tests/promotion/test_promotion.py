@@ -55,6 +55,7 @@ def test_plan_lists_only_assets_newer_upstream() -> None:
     ]
     with_missing = plan_promotions(matrix, DEV, QA, include_missing=True)
     assert sorted(p.asset_key for p in with_missing) == ["missing", "newer"]
+    assert "build_key" not in plan[0].deploy_kwargs(QA, reuse_source_build=False)
     assert plan[0].deploy_kwargs(QA) == {"asset": "newer", "stage": QA.key, "revision": 5, "build_key": "build-newer-5"}
     report = matrix.report()
     assert {a["key"]: a["revisions"] for a in report["assets"]}["missing"] == {
