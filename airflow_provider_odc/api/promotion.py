@@ -51,17 +51,26 @@ class StageMatrix:
         ordered = tuple(sorted(stages, key=lambda stage: stage.order))
         return cls(ordered, tuple(sorted(rows, key=lambda row: (row.name.casefold(), row.asset_key))))
 
+    def labels(self) -> list[str]:
+        """Each stage's name, or ``name (key)`` where portfolios share a name."""
+        names = [stage.name for stage in self.stages]
+        return [s.name if names.count(s.name) == 1 else f"{s.name} ({s.key})" for s in self.stages]
+
     def report(self) -> dict[str, Any]:
-        """A compact, JSON-ready report (XCom): stages by name, and each asset's revision per stage name
-        (``None``: not deployed there). Holds no URLs or user ids."""
+        """A compact, JSON-ready report (XCom): the stages, and each asset's revision per stage label
+        (``labels``; ``None``: not deployed there). Holds no URLs or user ids."""
+        labels = self.labels()
         return {
-            "stages": [{"key": stage.key, "name": stage.name, "purpose": stage.purpose} for stage in self.stages],
+            "stages": [
+                {"key": stage.key, "name": stage.name, "label": label, "purpose": stage.purpose}
+                for stage, label in zip(self.stages, labels, strict=True)
+            ],
             "assets": [
                 {
                     "key": row.asset_key,
                     "name": row.name,
                     "type": row.type,
-                    "revisions": {stage.name: row.revision(stage) for stage in self.stages},
+                    "revisions": {label: row.revision(stage) for stage, label in zip(self.stages, labels, strict=True)},
                 }
                 for row in self.rows
             ],
@@ -70,7 +79,7 @@ class StageMatrix:
     def table(self) -> str:
         """The matrix as a fixed-width text table, for the task log."""
         width = max([5, *(len(row.name) for row in self.rows)])
-        head = "Asset".ljust(width) + "".join(f"  {stage.name:>12}" for stage in self.stages)
+        head = "Asset".ljust(width) + "".join(f"  {label:>12}" for label in self.labels())
         lines = [head]
         for row in self.rows:
             cells = "".join(f"  {_cell(row.revision(stage)):>12}" for stage in self.stages)

@@ -57,6 +57,8 @@ def test_plan_lists_only_assets_newer_upstream() -> None:
     assert sorted(p.asset_key for p in with_missing) == ["missing", "newer"]
     assert "build_key" not in plan[0].deploy_kwargs(QA, reuse_source_build=False)
     assert plan[0].deploy_kwargs(QA) == {"asset": "newer", "stage": QA.key, "revision": 5, "build_key": "build-newer-5"}
+    twin = Stage("00000009-0000-4000-8000-000000000000", "QA", 1500, None, "other-portfolio")
+    assert StageMatrix.build([DEV, QA, twin], []).labels() == ["Development", f"QA ({twin.key})", f"QA ({QA.key})"]
     report = matrix.report()
     assert {a["key"]: a["revisions"] for a in report["assets"]}["missing"] == {
         "Development": 9,
