@@ -3,8 +3,9 @@
 ``desired_state`` turns the feed (here a small inline JSON; in practice an HR or IdP export) into who
 should exist and hold which roles: departments map to application roles, job titles to organization
 roles. ``plan`` is the dry run: it reads ODC, logs every change and returns a small summary with the plan's
-digest. ``apply`` recomputes the plan, applies it only if it is still the reviewed one, and refuses to
-deactivate more than 30% of the example.com users at once (a truncated feed must not empty the tenant).
+digest. ``apply`` recomputes the plan, applies it only if it is still the reviewed one (new users in
+bulk, awaited in the triggerer), and refuses to deactivate more than 30% of the example.com users at once
+(a truncated feed must not empty the tenant).
 Run it again and nothing changes.
 
 Trigger it with ``{"dry_run": true}`` to only see the plan.
@@ -83,5 +84,6 @@ with DAG(
         plan_only="{{ params.dry_run }}",
         max_removal_share=0.3,
         expect_digest="{{ ti.xcom_pull(task_ids='plan')['digest'] }}",
+        deferrable=True,  # the bulk user creation is awaited in the triggerer
     )
     plan >> apply

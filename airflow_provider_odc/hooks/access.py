@@ -115,13 +115,7 @@ class AccessHookMixin:
         raises ``OdcOperationFailed`` with ODC's per-record messages. Each POST is sent once."""
         created: dict[str, str] = {}
         for start in range(0, len(records), access.BULK_LIMIT):
-            chunk = records[start : start + access.BULK_LIMIT]
-            body = self._odc.request_json("POST", access.BULK_USERS, json=access.bulk_create_body(chunk))
-            key = body.get("key") if isinstance(body, dict) else None
-            if not isinstance(key, str) or not key:
-                raise OdcError(
-                    "ODC answered POST /users/bulk without the operation's 'key'.", conn_id=self._odc.odc_conn_id
-                )
+            key = self.start_bulk_users(records[start : start + access.BULK_LIMIT])
             deadline = time.monotonic() + timeout
             status, status_body = self._odc.operation_status(BULK_USERS, key)
             while not BULK_USERS.is_terminal(status):
@@ -137,6 +131,17 @@ class AccessHookMixin:
                 raise OdcOperationFailed(BULK_USERS.name, key, status, errors)
             created.update(access.bulk_created_keys(status_body))
         return created
+
+    def start_bulk_users(self, records: list[dict[str, Any]]) -> str:
+        """``POST /users/bulk`` (1 to 100 records; sent once) and return the operation's key, to poll as
+        kind ``bulk_users`` (``OdcOperationSensor``, ``OdcOperationTrigger``)."""
+        body = self._odc.request_json("POST", access.BULK_USERS, json=access.bulk_create_body(records))
+        key = body.get("key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key:
+            raise OdcError(
+                "ODC answered POST /users/bulk without the operation's 'key'.", conn_id=self._odc.odc_conn_id
+            )
+        return key
 
     def grant_organization_role(self, user_key: str, role_key: str) -> None:
         """Organization-wide (Manage member access)."""

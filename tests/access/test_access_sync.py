@@ -3,6 +3,7 @@ own words on failure, and every body sent and answer received checked against th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.access import OdcSyncAccessOperator
 
 from ..emulator.conftest import OpenApiContract
-from ..lifecycle.conftest import run_operator
+from ..lifecycle.conftest import TaskDeferred, first_event, run_operator
 from ..lifecycle.test_conformance import spec_route
 
 APP = "Claims Intake 001"
@@ -118,6 +119,42 @@ def test_apply_reaches_the_desired_state_and_a_second_run_changes_nothing(fast: 
     assert again["changes"] == again["applied"] == 0 and again["counts"] == {}
     assert writes(fast) == before, "the second run sends no write"
     assert fast.state.access.snapshot() == snapshot
+
+
+class ResumableTI:
+    """A task instance that keeps its XComs across a deferral, as Airflow does within one try."""
+
+    task_id, map_index = "sync", -1
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: int) -> Any:
+        assert (task_ids, map_indexes) == (self.task_id, self.map_index)
+        return self.xcom[key]
+
+
+def test_deferrable_sync_waits_for_the_bulk_creation_in_the_trigger(fast: Any) -> None:
+    operator = OdcSyncAccessOperator(
+        task_id="sync",
+        desired=feed(),
+        domains=["example.com"],
+        max_removal_share=0.3,
+        deferrable=True,
+        poll_interval=0.05,
+    )
+    context: Any = {"ti": ResumableTI()}
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    assert writes(fast) == 1, "only the bulk POST before the wait"
+    event = asyncio.run(first_event(deferred.value.trigger))
+    summary = getattr(operator, deferred.value.method_name)(context, event.payload)
+    assert summary["applied"] == summary["changes"] == 9
+    assert fast.stats()["api_calls"]["POST /api/identity/v1/users/bulk"] == 1
+    assert sync()["changes"] == 0
 
 
 def test_blast_radius_refuses_mass_removal_unless_told(fast: Any) -> None:
