@@ -2,8 +2,8 @@
 and the sync's two halves: ``read_access`` (resolve the desired state's names, read what the sync owns) and
 ``apply_access_plan`` (bulk creation, then per-item writes, removals last).
 
-Calls per sync: one page of 100 per list (users in scope, organization roles, application roles of the
-named stages, groups), one or two reads per user in scope that ODC says has roles, and one per managed
+Calls per sync: one page of 100 per list (users in scope, organization roles, the application roles of each
+named asset, groups), one or two reads per user in scope that ODC says has roles, and two per managed
 group; writes one per change. The identity API allows 100 calls a minute (``POST /users/bulk``: 5); the
 client waits a 429 out, so a large sync is slow, not failed.
 """
