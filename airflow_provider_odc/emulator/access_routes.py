@@ -33,6 +33,7 @@ from airflow_provider_odc.emulator.web import (
 IDENTITY = "/api/identity/v1"
 USERS_ROUTE = f"{IDENTITY}/users"
 USER_ROUTE = f"{USERS_ROUTE}/{{key}}"
+USER_COUNT_ROUTE = f"{USERS_ROUTE}/count"  # registered before USER_ROUTE, which would take "count" for a key
 USER_ORG_ROLES_ROUTE = f"{USER_ROUTE}/organization-roles"
 USER_ORG_ROLE_ROUTE = f"{USER_ROUTE}/organization-roles/{{roleKey}}"
 USER_APP_ROLES_ROUTE = f"{USER_ROUTE}/application-roles"
@@ -63,6 +64,11 @@ class IdentityPaging(BaseModel):
 class UserQuery(IdentityPaging):
     nameOrEmailContains: str | None = None
     userKeys: GuidList = ()
+    status: Annotated[str | None, parsed(one_of("status", STATUSES))] = None
+    domains: StringList = ()
+
+
+class UserCountQuery(BaseModel):
     status: Annotated[str | None, parsed(one_of("status", STATUSES))] = None
     domains: StringList = ()
 
@@ -184,6 +190,10 @@ def register_access_routes(app: FastAPI, state: EmulatorState, guard: Guard) -> 
     @endpoint("POST", USERS_ROUTE, CODE)
     async def create_user(body: UserProfileCreateApiRequest) -> Response:
         return JSONResponse(directory.create_user(body.present()), status_code=201)
+
+    @endpoint("GET", USER_COUNT_ROUTE, CODE)
+    async def count_users(query: Annotated[UserCountQuery, Query()]) -> Response:
+        return JSONResponse({"userCount": len(directory.users(domains=list(query.domains), status=query.status))})
 
     @endpoint("GET", USER_ROUTE, CODE)
     async def get_user(key: str) -> Response:

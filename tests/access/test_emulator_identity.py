@@ -22,6 +22,8 @@ def test_list_limits_and_filters(client: Any) -> None:
     page = client.get(USERS, {"domains": "example.com", "limit": 2}).json()
     assert page["page"]["totalResults"] == 5 and page["page"]["nextPageOffset"] == 2
     assert all(user["email"].endswith("@example.com") for user in page["results"])
+    count = client.get(f"{USERS}/count", {"domains": "example.com", "status": "Active"})
+    assert count.json() == {"userCount": 3}  # Ana, Ben, Dev Lead
 
 
 def test_create_read_and_the_failures_of_users(client: Any) -> None:
