@@ -97,6 +97,13 @@ def test_plan_operator_returns_deploy_kwargs_of_newer_assets(odc_emulator: Any, 
     qa_key = odc_emulator.inventory()["environments"]["QA"]
     assert {kwargs["stage"] for kwargs in plan} == {qa_key}
 
+    missing = {key for key in dev if key not in qa}
+    assert missing, "the seed has apps only on Development"
+    wider, _ = run_operator(
+        OdcPromotionPlanOperator(task_id="wider", source_stage="Development", target_stage="QA", include_missing=True)
+    )
+    assert {kwargs["asset"] for kwargs in wider} == newer | missing
+
     dry, _ = run_operator(
         OdcPromotionPlanOperator(task_id="dry", source_stage="Development", target_stage="QA", plan_only="True")
     )
