@@ -14,8 +14,9 @@ The desired state (from an HR or IdP feed) is plain JSON, so a ``@task`` can ret
 What the sync owns, and so may take away: the users whose email domain is one of ``domains`` (all users
 when none are given), the organization and application roles the desired state names (plus the
 ``managed_*`` ones: a role nobody should hold any more), and the groups it names (their directly
-assigned members and their roles). Everything else is left alone. A user the feed no longer lists is
-deactivated (or deleted); that share of the users in scope is the blast radius the operator bounds.
+assigned members and their roles). Everything else is left alone. An active user the feed no longer
+lists is deactivated (or deleted), losing the sync's roles; that share of the active users in scope is the
+blast radius the operator bounds. One already inactive only loses the sync's roles.
 """
 
 from __future__ import annotations
@@ -327,10 +328,12 @@ def plan_access(
         role_changes(user.email, existing.key, want_org, want_app)
 
     for email, existing in sorted(current.users.items()):
-        if email in wanted or not existing.is_active:
+        if email in wanted:
             continue
         subject = existing.email or existing.key
-        if removal == "delete":
+        if not existing.is_active:  # already inactive: not a removal, but the sync's roles go
+            role_changes(subject, existing.key, set(), set())
+        elif removal == "delete":
             removals.append(Change("delete_user", subject, existing.key))
         else:
             removals.append(Change("deactivate_user", subject, existing.key))
