@@ -150,7 +150,7 @@ def test_unknown_asset_is_a_404_problem(client: Any) -> None:
 
 
 def test_endpoints_the_emulator_lacks_answer_404_problems(client: Any, odc_emulator: OdcEmulator) -> None:
-    assert_problem(client.get("/api/identity/v1/users", check=False), 404)  # the spec declares no 404 here
+    assert_problem(client.get("/api/identity/v1/permissions", check=False), 404)  # the spec declares no 404 here
     posted = client.session.post(
         f"{odc_emulator.base_url}{ASSETS}", json={}, headers={"Authorization": f"Bearer {client.token()}"}
     )
