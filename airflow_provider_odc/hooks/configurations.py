@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 class _Calls(Protocol):
     """What this mixin needs of ``OdcHook``."""
 
-    def request(self, method: str, endpoint: str, **kwargs: Any) -> requests.Response: ...
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> requests.Response: ...
 
     def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
 

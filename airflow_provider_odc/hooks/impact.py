@@ -7,6 +7,7 @@ whose answer was lost cannot be found again; starting another is harmless (an an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_odc.api import assets
@@ -20,9 +21,19 @@ if TYPE_CHECKING:
 class _Calls(Protocol):
     """What this mixin needs of ``OdcHook``."""
 
-    log: Any
+    @property
+    def log(self) -> Any: ...
 
-    def request(self, method: str, endpoint: str, **kwargs: Any) -> requests.Response: ...
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> requests.Response: ...
 
     def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
 
