@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import jwt
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from airflow_provider_odc.emulator.configurations import StageConfigurations
 from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
 from airflow_provider_odc.emulator.long_running import LongRunningJobs
 from airflow_provider_odc.emulator.release import OPERATION_KINDS, ReleaseLifecycle
@@ -173,6 +174,7 @@ class EmulatorState:
         failure_kinds = (*OPERATION_KINDS, *JOB_FAILURE_KINDS)
         self.release = ReleaseLifecycle(self._runtime, seed, self.client_subject, failure_kinds)
         self.jobs = LongRunningJobs(self._runtime, self.release)
+        self.configurations = StageConfigurations(self._runtime, self.release)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -444,6 +446,7 @@ class EmulatorState:
         """Back to a freshly started instance: operations, tags, deployments and rate windows as seeded too."""
         self.release.reset()
         self.jobs.reset()
+        self.configurations.reset()
         with self._lock:
             self._runtime.config = replace(self._runtime.defaults)
             self._tokens.clear()
