@@ -42,6 +42,7 @@ SETTINGS = (
     Definition("MaxItems", "Integer", "50"),
     Definition("FeatureEnabled", "Boolean", "False"),
     Definition("ApiKey", "Text", None, secret=True, description="Partner API key"),
+    Definition("LicenseCode", "Text", None, secret=True, description="A secret whose name Airflow would not mask"),
 )
 TIMERS: dict[str, tuple[Definition, ...]] = {
     "NightlySync": (Definition("IsActive", "Boolean", "True"), Definition("Schedule", "Text", "0 2 * * *"))
