@@ -80,6 +80,7 @@ def resolve(reference: str, *, used_for: str) -> str:
     if match is None:
         raise OdcError(f"{used_for}: {reference!r} is not a reference; {REFERENCE_HELP}.")
     source, name = match.groups()
+    what = f"Airflow {'Variable' if source == 'variable' else 'connection'} {name!r}"
     try:
         if source == "variable":
             from airflow.sdk import Variable
@@ -90,9 +91,9 @@ def resolve(reference: str, *, used_for: str) -> str:
 
             value = BaseHook.get_connection(name).password
     except Exception as exc:
-        raise OdcError(f"{used_for}: the Airflow {source} {name!r} could not be read ({type(exc).__name__}).") from None
+        raise OdcError(f"{used_for}: the {what} could not be read ({type(exc).__name__}); create it.") from None
     if not isinstance(value, str) or not value:
-        raise OdcError(f"{used_for}: the Airflow {source} {name!r} holds no value.")
+        raise OdcError(f"{used_for}: the {what} holds no value.")
     mask_secret(value)
     return value
 
