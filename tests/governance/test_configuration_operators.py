@@ -81,7 +81,8 @@ def test_summary_never_holds_a_secret_odc_returned() -> None:
 
 
 def test_patch_then_apply_and_wait(fast_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_PAYMENTS_API_KEY", SECRET)
+    # A Variable key Airflow would not mask by itself: the operator must.
+    monkeypatch.setenv("AIRFLOW_VAR_PAYMENTS_CREDENTIAL", SECRET)
     monkeypatch.setenv("AIRFLOW_CONN_PAYMENTS_API", f'{{"conn_type": "http", "password": "{INTEGRATION_SECRET}"}}')
     app = asset_of(fast_emulator)
     operator = OdcPatchConfigurationsOperator(
@@ -91,7 +92,7 @@ def test_patch_then_apply_and_wait(fast_emulator: Any, monkeypatch: pytest.Monke
         settings={"ApiUrl": "https://payments.v2.test", "MaxItems": "75"},
         timers={"NightlySync": {"IsActive": "False"}},
         integrations={"PaymentsApi": {"BaseUrl": "https://pay.v2.test"}},
-        secret_settings={"ApiKey": "variable:payments_api_key"},
+        secret_settings={"ApiKey": "variable:payments_credential"},
         secret_integrations={"PaymentsApi": {"Password": "connection:payments_api"}},
         deferrable=True,
         **FAST,
