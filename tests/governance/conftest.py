@@ -54,4 +54,6 @@ def stage_key(name: str) -> str:
     return OdcHook().resolve_stage(name).key
 
 
-from ..emulator.conftest import client, openapi_contract  # noqa: E402, F401  (fixtures: a spec-checking client)
+# Fixtures shared with other suites: a spec-checking HTTP client, the specs, and Airflow's log masking switched off.
+from ..emulator.conftest import client, contract, openapi_contract  # noqa: E402, F401
+from ..hook.test_secret_hygiene import airflow_masking_off  # noqa: E402, F401
