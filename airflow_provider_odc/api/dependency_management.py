@@ -84,10 +84,13 @@ def findings(report: Mapping[str, Any], severity: str) -> list[str]:
             if issue.get("conflictSeverity") == severity:
                 what = "/".join(str(issue[k]) for k in ("conflictType", "incompatibilityType") if issue.get(k))
                 element = f"{issue.get('type') or 'element'} {issue.get('name')}"
-                lines.append(message_line(f"{where}: {element}: {what}: {issue.get('hint') or ''}"))
+                lines.append(
+                    message_line(": ".join(str(part) for part in (where, element, what, issue.get("hint")) if part))
+                )
         for issue in objects(asset.get("applicationLevelIssues")):
             if issue.get("conflictSeverity") == severity:
-                lines.append(message_line(f"{where}: {issue.get('conflictType')}: {issue.get('hint') or ''}"))
+                parts = (where, issue.get("conflictType"), issue.get("hint"))
+                lines.append(message_line(": ".join(str(part) for part in parts if part)))
         for revision in objects(asset.get("deployedRevisions")):
             if revision.get("severity") == severity:
                 hint = revision.get("indirectLibraryHint") or revision.get("consumerType") or "still uses it"
