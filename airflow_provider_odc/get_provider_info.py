@@ -43,7 +43,12 @@ def get_provider_info() -> dict[str, Any]:
             },
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_odc.operators.access", "airflow_provider_odc.operators.promotion"],
+                "python-modules": [
+                    "airflow_provider_odc.operators.access",
+                    "airflow_provider_odc.operators.promotion",
+                    "airflow_provider_odc.operators.configurations",
+                    "airflow_provider_odc.operators.impact",
+                ],
             },
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.sensors.odc"]}],

@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_odc.emulator.access_routes import register_access_routes
+from airflow_provider_odc.emulator.configuration_routes import register_configuration_routes
 from airflow_provider_odc.emulator.controls import register_controls
 from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
 from airflow_provider_odc.emulator.release_routes import register_release_routes
@@ -339,6 +340,7 @@ def create_app(state: EmulatorState) -> FastAPI:
     register_release_routes(app, state, guard_api)
     register_long_running_routes(app, state, guard_api)
     register_access_routes(app, state, guard_api)
+    register_configuration_routes(app, state, guard_api)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:

@@ -187,7 +187,8 @@ def _deployment_report(job: JobRecord) -> dict[str, Any]:
 
 def _deletion_report(job: JobRecord) -> dict[str, Any]:
     findings = job.findings()
-    empty: dict[str, list[Any]] = {"deployedEnvironments": [], "impactedDomains": [], "impactedAssets": []}
+    stages = list(job.details.get("deployedEnvironments", []))
+    empty: dict[str, list[Any]] = {"deployedEnvironments": stages, "impactedDomains": [], "impactedAssets": []}
     if findings is None:
         return {"status": "NoIssuesFound", **empty}
     report_status, severity = findings
@@ -453,6 +454,12 @@ class LongRunningJobs:
                 if revision is None or not 1 <= revision <= int(asset["revision"]):
                     raise ApiError(404, f"Revision {revision} of asset '{asset_key}' was not found.", "OS-DEPM-40403")
                 details.update(revision=revision, environmentKey=environment["key"])
+            else:  # the stages the asset runs in, when the analysis starts
+                details["deployedEnvironments"] = [
+                    {"environmentKey": env["key"], "name": env["name"], "purpose": env["purpose"]}
+                    for env in self._release.environments
+                    if self._release.deployment_locked(asset["assetKey"], env["key"]) is not None
+                ]
             return self._start_job_locked(kind, details).key
 
     def analysis(self, kind: str, key: str) -> dict[str, Any]:

@@ -285,6 +285,7 @@ class ReleaseData:
     operations_started: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATION_KINDS, 0))
     rate_limited: int = 0
     rate_limited_calls: dict[str, int] = field(default_factory=dict)  # "<METHOD> <route>" -> 429s answered
+    deleted: set[str] = field(default_factory=set)  # asset keys DELETE /assets/{key} removed
     seq: int = 0
 
     def next_seq(self) -> int:
@@ -466,7 +467,9 @@ class ReleaseLifecycle:
 
     def asset_locked(self, key: str) -> dict[str, Any] | None:
         index = self._asset_index.get(key.casefold())
-        return None if index is None else self._release.latest[index]
+        if index is None or key.casefold() in self._release.deleted:
+            return None
+        return self._release.latest[index]
 
     def _asset_or_404_locked(self, key: str, code: str = "OS-APPS-40401") -> dict[str, Any]:
         """The asset, or the 404 ``ApiError`` "Asset '<key>' was not found." with error ``code``."""
@@ -546,7 +549,7 @@ class ReleaseLifecycle:
     def current_assets(self) -> list[dict[str, Any]]:
         """The latest revision of every asset (with tags as patched), in seed order."""
         with self._lock:
-            return list(self._release.latest)
+            return [asset for asset in self._release.latest if asset["assetKey"] not in self._release.deleted]
 
     def latest_revision(self, asset_key: str) -> dict[str, Any]:
         """The asset's latest revision; 404 ``ApiError`` for an unknown asset."""
@@ -958,6 +961,33 @@ class ReleaseLifecycle:
                 present = sorted((item for item in results if when(item)), key=when, reverse=descending)
                 results = present + [item for item in results if not when(item)]
             return results
+
+    # Stage configurations and asset deletion (used by ``configurations`` and the asset routes) ----------
+
+    def deployment_locked(self, asset_key: str, environment_key: str) -> tuple[int, float] | None:
+        """The revision of an asset deployed to a stage and when configurations were last applied there (its
+        Deploy or a later ApplyConfigs that finished), or None when it is not deployed there."""
+        now = self._now_locked()
+        self._settle_locked(now)
+        record = self._release.deployed.get((asset_key, environment_key))
+        if record is None:
+            return None
+        applied = [
+            op.finished_at
+            for op in self._release.operations.values()
+            if op.operation == "ApplyConfigs"
+            and (op.asset_key, op.environment_key) == (asset_key, environment_key)
+            and op.status(now) == "Finished"
+        ]
+        return record.revision, max([record.deployed_at, *applied])
+
+    def delete_asset(self, asset_key: str) -> None:
+        """``DELETE /assets/{assetKey}``: the asset leaves the repository and every stage (404 when unknown)."""
+        with self._lock:
+            asset = self._asset_or_404_locked(asset_key)
+            self._release.deleted.add(asset["assetKey"])
+            for place in [place for place in self._release.deployed if place[0] == asset["assetKey"]]:
+                del self._release.deployed[place]
 
     # Rate limits and failures -------------------------------------------------------------------------
 

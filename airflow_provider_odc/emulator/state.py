@@ -22,6 +22,7 @@ import jwt
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from airflow_provider_odc.emulator.access import AccessDirectory
+from airflow_provider_odc.emulator.configurations import StageConfigurations
 from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
 from airflow_provider_odc.emulator.long_running import LongRunningJobs
 from airflow_provider_odc.emulator.release import OPERATION_KINDS, ReleaseLifecycle
@@ -175,6 +176,7 @@ class EmulatorState:
         self.release = ReleaseLifecycle(self._runtime, seed, self.client_subject, failure_kinds)
         self.jobs = LongRunningJobs(self._runtime, self.release)
         self.access = AccessDirectory(self._runtime, self.release, self.jobs)
+        self.configurations = StageConfigurations(self._runtime, self.release)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -447,6 +449,7 @@ class EmulatorState:
         self.release.reset()
         self.jobs.reset()
         self.access.reset()
+        self.configurations.reset()
         with self._lock:
             self._runtime.config = replace(self._runtime.defaults)
             self._tokens.clear()

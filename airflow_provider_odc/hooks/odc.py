@@ -39,6 +39,8 @@ from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError
 from airflow_provider_odc.hooks.access import AccessHookMixin
+from airflow_provider_odc.hooks.configurations import OdcConfigurationsMixin
+from airflow_provider_odc.hooks.impact import OdcImpactMixin
 from airflow_provider_odc.hooks.promotion import PromotionHookMixin
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
 from airflow_provider_odc.pacing import RequestPacer, server_clock
@@ -97,7 +99,7 @@ def user_agent() -> str:
     return f"airflow-provider-odc/{__version__} apache-airflow/{airflow_version} {requests.utils.default_user_agent()}"
 
 
-class OdcHook(AccessHookMixin, PromotionHookMixin, BaseHook):
+class OdcHook(AccessHookMixin, PromotionHookMixin, OdcConfigurationsMixin, OdcImpactMixin, BaseHook):
     """Calls the OutSystems Developer Cloud public REST APIs with one shared, encrypted, reused token.
 
     :param odc_conn_id: an Airflow connection of type ``odc``: host = portal domain, login = client

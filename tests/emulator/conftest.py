@@ -28,6 +28,7 @@ ASSET = "/api/asset-repository/v1/assets/{assetKey}"
 ENVIRONMENTS = "/api/portfolios/v2/environments"
 SPEC_FILES = {
     "/api/asset-repository/v1": "asset-repository-api-v1.json",
+    "/api/asset-configurations/v1": "asset-configurations-api-v1.json",
     "/api/portfolios/v2": "portfolio-api-v2.json",
     "/api/builds/v1": "build-operations-api-v1.json",
     "/api/deployments/v1": "deployments-api-v1.json",
