@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 SCHEME = "odc"
 ODC_EVENTS_ALIAS = AssetAlias(name="odc_events")
 """The alias every ODC operator that emits events has as an outlet; the events name the concrete assets."""
-EVENT_XCOM_KEY = "odc_asset_event"
-"""XCom holding the event's extra between ``execute`` and ``execute_complete`` of a deferred task."""
 
 OdcOperation = Literal["Build", "Deploy", "ApplyConfigs", "Publish", "Tag"]
 
@@ -200,28 +198,19 @@ def with_events_alias(outlets: Any) -> list[Any]:
     return current if ODC_EVENTS_ALIAS in current else [*current, ODC_EVENTS_ALIAS]
 
 
-def remember(context: Context, subject: OdcEventSubject) -> None:
-    """Keep the subject in XCom so a task resumed after deferral (a new process) can still emit."""
-    context["ti"].xcom_push(key=EVENT_XCOM_KEY, value=subject.extra)
-
-
-def recall(context: Context) -> OdcEventSubject | None:
-    """The subject :func:`remember` kept in this try, if any."""
-    ti = context["ti"]
-    extra = ti.xcom_pull(task_ids=ti.task_id, key=EVENT_XCOM_KEY, map_indexes=ti.map_index)
-    return OdcEventSubject.from_extra(extra) if isinstance(extra, dict) else None
-
-
 def emit(context: Context, subject: OdcEventSubject) -> None:
     """Attach one Asset event per asset of ``subject`` to :data:`ODC_EVENTS_ALIAS`; Airflow records them when
-    the task succeeds."""
-    accessor = context["outlet_events"][ODC_EVENTS_ALIAS]
+    the task succeeds. A hand-built context without ``outlet_events`` (a unit test calling ``execute``)
+    has nowhere to put them."""
+    outlet_events = context.get("outlet_events")
+    if outlet_events is None:
+        return
+    accessor = outlet_events[ODC_EVENTS_ALIAS]
     for asset in subject.assets():
         accessor.add(asset, extra=subject.extra)
 
 
 __all__ = [
-    "EVENT_XCOM_KEY",
     "ODC_EVENTS_ALIAS",
     "OdcAssetUriError",
     "OdcEventSubject",
