@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 SCHEME = "odc"
 ODC_EVENTS_ALIAS = AssetAlias(name="odc_events")
 """The alias every ODC operator that emits events has as an outlet; the events name the concrete assets."""
+EVENT_XCOM_KEY = "odc_asset_event"
+"""XCom with the event's extra, pushed before the wait: ``execute_complete`` of a deferred task (a new
+process) reads it back. (Not ``next_kwargs``: ``dag.test()`` drops those when it runs a trigger inline.)"""
 
 OdcOperation = Literal["Build", "Deploy", "ApplyConfigs", "Publish", "Tag"]
 
@@ -198,6 +201,21 @@ def with_events_alias(outlets: Any) -> list[Any]:
     return current if ODC_EVENTS_ALIAS in current else [*current, ODC_EVENTS_ALIAS]
 
 
+def remember(context: Context, subject: OdcEventSubject) -> None:
+    """Keep the subject in XCom for :func:`recall` after a deferral (XComs survive it; a retry starts afresh)."""
+    context["ti"].xcom_push(key=EVENT_XCOM_KEY, value=subject.extra)
+
+
+def recall(context: Context) -> OdcEventSubject | None:
+    """The subject :func:`remember` kept in this try; None when there is none, or nowhere to emit it (a
+    hand-built context without ``outlet_events``)."""
+    if context.get("outlet_events") is None:
+        return None
+    ti = context["ti"]
+    extra = ti.xcom_pull(task_ids=ti.task_id, key=EVENT_XCOM_KEY, map_indexes=ti.map_index)
+    return OdcEventSubject.from_extra(extra) if isinstance(extra, dict) else None
+
+
 def emit(context: Context, subject: OdcEventSubject) -> None:
     """Attach one Asset event per asset of ``subject`` to :data:`ODC_EVENTS_ALIAS`; Airflow records them when
     the task succeeds. A hand-built context without ``outlet_events`` (a unit test calling ``execute``)
@@ -211,6 +229,7 @@ def emit(context: Context, subject: OdcEventSubject) -> None:
 
 
 __all__ = [
+    "EVENT_XCOM_KEY",
     "ODC_EVENTS_ALIAS",
     "OdcAssetUriError",
     "OdcEventSubject",

@@ -62,18 +62,10 @@ class OperationWaiter:
         self.poll_params = poll_params
 
     def wait_for(
-        self,
-        hook: OdcHook,
-        kind: OperationKind,
-        key: str,
-        started_at: float,
-        *,
-        may_defer: bool = True,
-        resume_kwargs: dict[str, Any] | None = None,
+        self, hook: OdcHook, kind: OperationKind, key: str, started_at: float, *, may_defer: bool = True
     ) -> str:
         """Block (or defer, when deferrable and ``may_defer``) until the operation ends; return ``key`` on
-        success. ``may_defer=False`` for a wait in the middle of ``execute`` that a resume could not continue.
-        ``resume_kwargs`` go to ``execute_complete`` (Airflow keeps them in the task instance's ``next_kwargs``)."""
+        success. ``may_defer=False`` for a wait in the middle of ``execute`` that a resume could not continue."""
         failures = 0
         try:
             status, _ = hook.operation_status(kind, key, self.poll_params)
@@ -94,7 +86,6 @@ class OperationWaiter:
                         poll_failure_limit=self.poll_failure_limit,
                     ),
                     method_name="execute_complete",
-                    kwargs=resume_kwargs,
                 )
             status = self._poll(hook, kind, key, started_at, failures)
         return self.finish(hook, kind, key, status)

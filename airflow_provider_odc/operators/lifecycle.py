@@ -118,19 +118,19 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
         if not self.wait_for_completion:
             return key
         subject = self._event_subject
-        resume = {"odc_asset_event": subject.extra} if subject is not None else None  # should the wait defer
-        result = self.wait_for(hook, OPERATION_KINDS[self.kind], key, started_at, resume_kwargs=resume)
+        if subject is not None:
+            assets.remember(context, subject)  # for execute_complete, should the wait defer
+        result = self.wait_for(hook, OPERATION_KINDS[self.kind], key, started_at)
         if subject is not None:
             assets.emit(context, subject)
         return result
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], odc_asset_event: dict[str, Any] | None = None
-    ) -> str:
-        """Resume after the trigger fired; on success, emit the Asset event ``execute`` recorded."""
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Resume after the trigger fired; on success, emit the Asset event that ``execute`` recorded."""
         result = super().execute_complete(context, event)
-        if odc_asset_event is not None:
-            assets.emit(context, OdcEventSubject.from_extra(odc_asset_event))
+        subject = assets.recall(context) if self.emits_asset_events else None
+        if subject is not None:
+            assets.emit(context, subject)
         return result
 
 
