@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from airflow.sdk import Asset
@@ -125,3 +126,37 @@ def test_the_event_subject_lands_on_app_and_stage_or_on_the_revisions() -> None:
     assert [a.uri for a in build.assets()] == [f"odc://acme.outsystems.dev/assets/{APP}"]
     assert OdcEventSubject.from_extra(in_stage.extra) == in_stage
     assert ODC_EVENTS_ALIAS.name == "odc_events"
+
+
+def test_a_dag_scheduled_on_a_bad_odc_uri_fails_to_import_with_the_clear_error(tmp_path: Any) -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    (tmp_path / "bad_odc_schedule.py").write_text(
+        "from airflow.sdk import DAG, Asset\n"
+        "with DAG('bad_odc_schedule', schedule=Asset('odc://acme.outsystems.dev/stages/Production')):\n"
+        "    pass\n"
+    )
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert bag.dag_ids == []
+    (error,) = bag.import_errors.values()
+    assert "OdcAssetUriError" in error and "Stage 'Production' in ODC Asset URI" in error
+
+
+def test_the_emitting_operators_carry_the_alias_outlet_and_undeploy_does_not() -> None:
+    from airflow_provider_odc.operators import lifecycle as ops
+
+    emitting = [
+        ops.OdcBuildOperator(task_id="b", asset="x"),
+        ops.OdcDeployOperator(task_id="d", asset="x", stage="s"),
+        ops.OdcApplyConfigsOperator(task_id="c", asset="x", stage="s"),
+        ops.OdcPublishOperator(task_id="p", asset="x"),
+        ops.OdcTagRevisionOperator(task_id="t", asset="x", revision=1, tag="1.0.0"),
+    ]
+    for operator in emitting:
+        assert operator.outlets == [ODC_EVENTS_ALIAS], operator.task_id
+    mine = Asset(name="mine", uri="s3://bucket/key")
+    assert ops.OdcDeployOperator(task_id="d2", asset="x", stage="s", outlets=[mine]).outlets == [mine, ODC_EVENTS_ALIAS]
+    assert ops.OdcUndeployOperator(task_id="u", asset="x", stage="s").outlets == []
