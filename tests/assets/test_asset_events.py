@@ -197,3 +197,40 @@ def test_events_carry_no_token_or_secret(airflow_db: None, odc_emulator: Any, pr
     assert tokens, "the run exchanged a token"
     for needle in [odc_emulator.client_secret, *tokens]:
         assert needle not in everything
+
+
+def test_the_event_queues_the_dags_scheduled_on_that_app_or_its_stage_only(
+    airflow_db: None, odc_emulator: Any, production: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the scheduler would run: AssetDagRunQueue rows for the consumers, right after the deploy."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    portal, stage_key, _ = production
+    app = web_app(odc_emulator, with_release_build=True)
+    other = next(a for a in odc_emulator.inventory()["assets"] if a["assetKey"] != app["assetKey"])
+    for name, value in {
+        "ODC_TEST_PORTAL": portal,
+        "ODC_TEST_STAGE_KEY": stage_key,
+        "ODC_TEST_APP_KEY": app["assetKey"],
+        "ODC_TEST_OTHER_APP_KEY": other["assetKey"],
+    }.items():
+        monkeypatch.setenv(name, value)
+    consumers = ["odc_assets_on_one_app", "odc_assets_on_other_app", "odc_assets_on_the_stage"]
+    DagBundlesManager().sync_bundles_to_db()
+    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="odc-assets")
+    assert set(consumers) <= set(bag.dag_ids), bag.import_errors
+    sync_bag_to_db(bag, "odc-assets", None)
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id.in_(consumers)).values(is_paused=False))
+        session.execute(AssetDagRunQueue.__table__.delete())
+
+    run = producer("odc_assets_deploy").test(run_conf={"asset": app["name"]})
+    assert run.state == "success"
+    with create_session() as session:
+        queued = sorted(session.scalars(select(AssetDagRunQueue.target_dag_id)).all())
+    assert queued == ["odc_assets_on_one_app", "odc_assets_on_the_stage"]
