@@ -54,6 +54,7 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.sensors.odc"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.triggers.odc"]}],
         "extra-links": ["airflow_provider_odc.links.OdcPortalLink"],
+        "asset-uris": [{"schemes": ["odc"], "handler": "airflow_provider_odc.assets.normalize_odc_uri"}],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_odc import assets
+from airflow_provider_odc.assets import OdcEventSubject
 from airflow_provider_odc.attach import TryMemory
 from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
@@ -58,9 +60,14 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
 
     On a retry (and when a POST's answer is lost) the operator attaches to the operation its earlier
     attempt started instead of starting another: see ``airflow_provider_odc.attach``.
+
+    When the operation finishes successfully (waited for here or in the triggerer), the task emits an
+    Airflow Asset event on its ``odc://`` assets through the :data:`~airflow_provider_odc.assets.ODC_EVENTS_ALIAS`
+    outlet (see ``airflow_provider_odc.assets``); with ``wait_for_completion=False`` it emits none.
     """
 
     kind: ClassVar[str]
+    emits_asset_events: ClassVar[bool] = True
     operator_extra_links = (OdcPortalLink(),)
     ui_color = "#c9e4ff"
 
@@ -87,11 +94,19 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
             poll_params=None,
             poll_failure_limit=poll_failure_limit,
         )
+        if self.emits_asset_events:
+            self.outlets = assets.with_events_alias(self.outlets)
+        self._event_subject: OdcEventSubject | None = None
 
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         """Start the operation (or attach to the one an earlier try started); return its key and the ODC
-        Portal URL to show."""
+        Portal URL to show. Operators that emit Asset events set ``_event_subject`` here."""
         raise NotImplementedError
+
+    def _subject(self, hook: OdcHook, asset: Asset, **fields: Any) -> None:
+        """Record what the operation changes, for the Asset event its success emits."""
+        portal = assets.portal_of(hook.settings.origin)
+        self._event_subject = OdcEventSubject(portal=portal, asset_key=asset.asset_key, asset_name=asset.name, **fields)
 
     def execute(self, context: Context) -> str:
         hook = OdcHook(self.odc_conn_id)
@@ -102,7 +117,21 @@ class OdcOperationOperator(OperationWaiter, BaseOperator):
         self.log.info("ODC %s %s started: %s", self.kind, key, url)
         if not self.wait_for_completion:
             return key
-        return self.wait_for(hook, OPERATION_KINDS[self.kind], key, started_at)
+        subject = self._event_subject
+        if subject is not None:
+            assets.remember(context, subject)  # for execute_complete, should the wait defer
+        result = self.wait_for(hook, OPERATION_KINDS[self.kind], key, started_at)
+        if subject is not None:
+            assets.emit(context, subject)
+        return result
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Resume after the trigger fired; on success, emit the Asset event that ``execute`` recorded."""
+        result = super().execute_complete(context, event)
+        subject = assets.recall(context) if self.emits_asset_events else None
+        if subject is not None:
+            assets.emit(context, subject)
+        return result
 
 
 class OdcBuildOperator(OdcOperationOperator):
@@ -151,9 +180,15 @@ class OdcBuildOperator(OdcOperationOperator):
                     asset.name,
                     revision,
                 )
+                self._build_subject(hook, asset, revision, existing.build_key)
                 return existing.build_key, url
         build_type = cast("BuildType", self.build_type)  # checked in __init__
-        return hook.start_build(asset.asset_key, revision, build_type, memory=memory), url
+        build_key = hook.start_build(asset.asset_key, revision, build_type, memory=memory)
+        self._build_subject(hook, asset, revision, build_key)
+        return build_key, url
+
+    def _build_subject(self, hook: OdcHook, asset: Asset, revision: int, build_key: str) -> None:
+        self._subject(hook, asset, operation="Build", revision=revision, operation_key=build_key, build_key=build_key)
 
 
 class OdcDeployOperator(OdcOperationOperator):
@@ -195,6 +230,16 @@ class OdcDeployOperator(OdcOperationOperator):
         build_key = self.build_key or self._release_build(hook, asset, revision)
         self.log.info("Deploying %s revision %s to %s.", asset.name, revision, stage.name)
         key = hook.start_deployment(asset.asset_key, stage.key, revision=revision, build_key=build_key, memory=memory)
+        self._subject(
+            hook,
+            asset,
+            operation="Deploy",
+            revision=revision,
+            operation_key=key,
+            build_key=build_key,
+            stage_key=stage.key,
+            stage_name=stage.name,
+        )
         return key, portal_url(hook.settings.origin, asset.asset_key, stage.key)
 
     def _release_build(self, hook: OdcHook, asset: Asset, revision: int) -> str:
@@ -244,6 +289,15 @@ class OdcApplyConfigsOperator(OdcOperationOperator):
         key = hook.start_deployment(
             asset.asset_key, stage.key, operation="ApplyConfigs", revision=revision, memory=memory
         )
+        self._subject(
+            hook,
+            asset,
+            operation="ApplyConfigs",
+            revision=revision,
+            operation_key=key,
+            stage_key=stage.key,
+            stage_name=stage.name,
+        )
         return key, portal_url(hook.settings.origin, asset.asset_key, stage.key)
 
 
@@ -255,6 +309,7 @@ class OdcUndeployOperator(OdcOperationOperator):
     """
 
     kind = "deployment"
+    emits_asset_events = False  # the app is gone: nothing for a consumer to use
     template_fields: Sequence[str] = ("asset", "stage")
 
     def __init__(self, *, asset: str, stage: str, **kwargs: Any) -> None:
@@ -289,8 +344,18 @@ class OdcPublishOperator(OdcOperationOperator):
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         asset = hook.find_asset(self.asset)
         revision = hook.resolve_revision(asset.asset_key, self.revision)
-        stage_key = hook.resolve_stage(self.stage).key if self.stage else None
+        stage = hook.resolve_stage(self.stage) if self.stage else None
+        stage_key = stage.key if stage else None
         key = hook.start_publish(asset.asset_key, revision, stage_key=stage_key, memory=memory)
+        self._subject(
+            hook,
+            asset,
+            operation="Publish",
+            revision=revision,
+            operation_key=key,
+            stage_key=stage_key,
+            stage_name=stage.name if stage else None,
+        )
         return key, portal_url(hook.settings.origin, asset.asset_key, stage_key)
 
 
@@ -304,6 +369,8 @@ class OdcTagRevisionOperator(BaseOperator):
     :param revision: number, ``"latest"`` or ``"highest-tag"``. Templated.
     :param tag: the version, e.g. ``"1.4.0"``. Templated.
     :param release_notes: release notes (ODC stores them verbatim; existing ones are HTML). Templated.
+
+    Emits an Airflow Asset event on ``odc://<portal>/assets/<asset_key>`` (see ``airflow_provider_odc.assets``).
     """
 
     template_fields: Sequence[str] = ("asset", "revision", "tag", "release_notes")
@@ -326,6 +393,7 @@ class OdcTagRevisionOperator(BaseOperator):
         self.tag = tag
         self.release_notes = release_notes
         self.odc_conn_id = odc_conn_id
+        self.outlets = assets.with_events_alias(self.outlets)
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = OdcHook(self.odc_conn_id)
@@ -334,4 +402,13 @@ class OdcTagRevisionOperator(BaseOperator):
         context["ti"].xcom_push(key=PORTAL_URL_XCOM_KEY, value=portal_url(hook.settings.origin, asset.asset_key))
         hook.tag_revision(asset.asset_key, revision, self.tag, self.release_notes)
         self.log.info("Tagged %s revision %s as %s.", asset.name, revision, self.tag)
+        subject = OdcEventSubject(
+            portal=assets.portal_of(hook.settings.origin),
+            operation="Tag",
+            asset_key=asset.asset_key,
+            asset_name=asset.name,
+            revision=revision,
+            tag=self.tag,
+        )
+        assets.emit(context, subject)
         return {"assetKey": asset.asset_key, "revision": revision, "tag": self.tag}
