@@ -20,7 +20,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -117,7 +117,9 @@ def _origin(url: str, what: str, conn_id: str) -> str:
     try:
         origin = judge(url)
     except UrlRefused as refused:
-        raise OdcDownloadError(f"ODC gave a download URL for {what} that is refused: {refused}.", conn_id=conn_id) from None
+        raise OdcDownloadError(
+            f"ODC gave a download URL for {what} that is refused: {refused}.", conn_id=conn_id
+        ) from None
     if origin.scheme != "https" and not is_loopback_host(origin.host.strip("[]")):
         raise OdcDownloadError(
             f"ODC gave a plain-http download URL for {what} (host {origin.host}); only https is fetched.",
@@ -174,7 +176,13 @@ def stream_download(
         with _redacted_http_logs(url):
             try:
                 response = http.get(
-                    url, headers=headers, auth=_NoAuth(), stream=True, timeout=timeout, verify=verify, allow_redirects=False
+                    url,
+                    headers=headers,
+                    auth=_NoAuth(),
+                    stream=True,
+                    timeout=timeout,
+                    verify=verify,
+                    allow_redirects=False,
                 )
             except requests.RequestException as exc:
                 raise OdcDownloadError(
@@ -223,7 +231,6 @@ def stream_download(
         if own_session:
             http.close()
     return DownloadResult(shown, size, digest.hexdigest(), writes, verified)
-
 
 
 def _content_length(response: requests.Response) -> int | None:

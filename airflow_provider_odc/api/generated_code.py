@@ -41,7 +41,9 @@ class GeneratedCodePackage:
         )
 
     def __repr__(self) -> str:  # the uri is a credential
-        return f"GeneratedCodePackage(status={self.status!r}, uri={'<set>' if self.uri else None}, errors={self.errors!r})"
+        return (
+            f"GeneratedCodePackage(status={self.status!r}, uri={'<set>' if self.uri else None}, errors={self.errors!r})"
+        )
 
 
 @dataclass(frozen=True)

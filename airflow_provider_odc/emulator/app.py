@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from airflow_provider_odc.emulator.code_scan_routes import register_code_scan_routes
 from airflow_provider_odc.emulator.controls import register_controls
 from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
 from airflow_provider_odc.emulator.release_routes import register_release_routes
@@ -337,6 +338,7 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     register_release_routes(app, state, guard_api)
     register_long_running_routes(app, state, guard_api)
+    register_code_scan_routes(app, state, guard_api)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:

@@ -6,8 +6,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import requests
-
     from airflow_provider_odc.settings import OdcConnectionSettings
 
 
@@ -19,8 +17,6 @@ class HookCore(Protocol):
 
     @property
     def log(self) -> Any: ...
-
-    def request(self, method: str, endpoint: str, **kwargs: Any) -> requests.Response: ...
 
     def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
 

@@ -24,9 +24,7 @@ class CodeQualityHookMixin:
     """Typed calls of ``/api/code-quality/v1`` (API client permission: Analyze > View Code Quality findings;
     starting an analysis: Analyze > Manage code quality findings)."""
 
-    def start_code_analysis(
-        self: HookCore, asset_key: str, revision: int, *, memory: TryMemory | None = None
-    ) -> str:
+    def start_code_analysis(self: HookCore, asset_key: str, revision: int, *, memory: TryMemory | None = None) -> str:
         """Start a code analysis of a revision; return its ``analysisKey``.
 
         The POST is sent at most once per try. ODC lists no code analyses, so a lost answer cannot be
@@ -71,7 +69,9 @@ class CodeQualityHookMixin:
         body = self.request_json("GET", code_quality.analysis_path(analysis_key), params={"Limit": 1})
         return body.get("status") if isinstance(body, dict) and isinstance(body.get("status"), str) else None
 
-    def get_code_analysis(self: HookCore, analysis_key: str, *, max_findings: int = MAX_ANALYSIS_FINDINGS) -> CodeAnalysis:
+    def get_code_analysis(
+        self: HookCore, analysis_key: str, *, max_findings: int = MAX_ANALYSIS_FINDINGS
+    ) -> CodeAnalysis:
         """An analysis with its score, severity counts and every finding (ODC pages them with ``Limit`` and
         ``Offset`` and no page object: pages are read until one comes back short)."""
         path = code_quality.analysis_path(analysis_key)

@@ -86,7 +86,9 @@ class GeneratedCodeHookMixin:
                 f"The generated code of build {build_key} is {status}, not Finished with a download URL.",
                 conn_id=self.odc_conn_id,
             )
-        return GeneratedCodeHookMixin._stream(self, package.uri, destination, f"the generated code of build {build_key}", options)
+        return GeneratedCodeHookMixin.stream_presigned(
+            self, package.uri, destination, f"the generated code of build {build_key}", options
+        )
 
     def download_source_code(
         self: HookCore, asset_key: str, revision: int, destination: Any, **options: Any
@@ -98,9 +100,13 @@ class GeneratedCodeHookMixin:
                 f"ODC gave no source code URL for asset {asset_key} revision {revision}.", conn_id=self.odc_conn_id
             )
         what = f"the source code of asset {asset_key} revision {revision}"
-        return GeneratedCodeHookMixin._stream(self, source.url, destination, what, options)
+        return GeneratedCodeHookMixin.stream_presigned(self, source.url, destination, what, options)
 
-    def _stream(self: HookCore, url: str, destination: Any, what: str, options: dict[str, Any]) -> DownloadResult:
+    def stream_presigned(
+        self: HookCore, url: str, destination: Any, what: str, options: dict[str, Any]
+    ) -> DownloadResult:
+        """Stream a pre-signed ``url`` ODC gave (masked here, never logged) to ``destination``; ``what``
+        names it in the log and in errors."""
         from airflow_provider_odc.hooks.odc import user_agent
 
         settings = self.settings
