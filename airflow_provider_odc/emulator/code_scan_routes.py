@@ -114,7 +114,7 @@ def register_code_scan_routes(app: FastAPI, state: EmulatorState, guard: Guard) 
                 newest[analysis.asset_key] = analysis
             chosen = newest.values()
         findings = [
-            finding
+            {name: value for name, value in finding.items() if name != "category"}  # FindingsResponseV1 has none
             for analysis in sorted(chosen, key=lambda a: (a.asset_key, a.revision))
             if since <= analysis.finished_at <= to
             for finding in scans.findings_of(analysis)

@@ -198,7 +198,7 @@ class OdcCodeQualityReportOperator(BaseOperator):
     :param top_patterns: how many of the most frequent patterns to list. Default 10.
     :param odc_conn_id: the ``odc`` connection.
 
-    Returns ``{"findings": n, "bySeverity": {...}, "byCategory": {...}, "topPatterns": [{"patternId",
+    Returns ``{"findings": n, "bySeverity": {...}, "topPatterns": [{"patternId",
     "name", "count"}], "trend": [{"date", "open", "snoozed", "resolved", "dismissed", "closed"}]}``.
     """
 
@@ -251,7 +251,6 @@ def findings_report(hook: OdcHook, findings: list[Finding], trend: list[Any], to
     return {
         "findings": len(findings),
         "bySeverity": {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES},
-        "byCategory": dict(Counter(f.category or "unknown" for f in findings)),
         "topPatterns": [{"patternId": p, "name": names.get(p), "count": by_pattern[p]} for p in top],
         "trend": [
             {
