@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 BLOCK = 64 * 1024
 DEFAULT_SIZE = 256 * 1024
-EXPIRES = 900  # seconds a URL is valid (S3's X-Amz-Expires)
+EXPIRES = 900  # seconds a URL is valid (S3's Expires)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class DownloadHost:
         """A pre-signed URL of object ``name`` (``generated-code/<build>.zip``), valid for ``EXPIRES`` s."""
         path = "/" + quote(name)
         expires_at = int((time.time() if now is None else now) + EXPIRES)
-        query = f"X-Amz-Expires={expires_at}&X-Amz-Signature={self._signature(path, expires_at)}"
+        query = f"Expires={expires_at}&X-Amz-Signature={self._signature(path, expires_at)}"
         return f"{self.base_url}{path}?{query}"
 
     def signature_of(self, url: str) -> str:
@@ -138,7 +138,7 @@ class DownloadHost:
         if authorization is not None:
             return 400, "InvalidArgument: Only one auth mechanism allowed"
         try:
-            expires_at = int(query["X-Amz-Expires"][0])
+            expires_at = int(query["Expires"][0])
             signature = query["X-Amz-Signature"][0]
         except (KeyError, ValueError, IndexError):
             return 403, "AccessDenied: Request is missing the signature"
