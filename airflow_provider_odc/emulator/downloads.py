@@ -11,7 +11,8 @@ against the portal, is caught. It behaves like S3 at its stingiest:
   ``send_checksum``): archives of any ``size`` never sit in the emulator's memory either.
 
 The content is deterministic bytes derived from the object's name (the archive of a scan, as far as a
-client can tell: the provider never opens it). ``requests_seen`` records what each request carried.
+client can tell: the provider never opens it). ``requests_seen`` records what each request carried and
+``issued`` every URL signed (for leak scans).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class DownloadHost:
         self.send_checksum = False
         self.corrupt = False  # serve one byte flipped in the first block (a checksum must catch it)
         self.requests_seen: list[SeenRequest] = []
+        self.issued: list[str] = []  # every URL signed, for leak scans
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -102,6 +104,7 @@ class DownloadHost:
             self.send_checksum = False
             self.corrupt = False
             self.requests_seen = []
+            self.issued = []
 
     @property
     def running(self) -> bool:
@@ -125,7 +128,10 @@ class DownloadHost:
         path = "/" + quote(name)
         expires_at = int((time.time() if now is None else now) + EXPIRES)
         query = f"Expires={expires_at}&X-Amz-Signature={self._signature(path, expires_at)}"
-        return f"{self.base_url}{path}?{query}"
+        url = f"{self.base_url}{path}?{query}"
+        with self._lock:
+            self.issued.append(url)
+        return url
 
     def signature_of(self, url: str) -> str:
         return parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
