@@ -40,7 +40,14 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "python-modules": ["airflow_provider_odc.operators.odc", "airflow_provider_odc.operators.lifecycle"],
-            }
+            },
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_odc.operators.code_quality",
+                    "airflow_provider_odc.operators.generated_code",
+                ],
+            },
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.sensors.odc"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.triggers.odc"]}],
