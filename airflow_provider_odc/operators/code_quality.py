@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from airflow_provider_odc.attach import TryMemory
 
 
+TARGET_XCOM_KEY = "code_analysis_target"
+
+
 class OdcCodeQualityGateFailed(OdcError):
     """The analysis completed, and broke at least one of the gate's thresholds."""
 
@@ -91,6 +94,7 @@ class OdcCodeQualityGateOperator(OdcOperationOperator):
         self.fail_on_breach = fail_on_breach
         self.top_findings = top_findings
         self._target: dict[str, Any] = {}
+        self._ti: Any = None
 
     def start(self, hook: OdcHook, memory: TryMemory) -> tuple[str, str]:
         asset = hook.find_asset(self.asset)
@@ -104,19 +108,28 @@ class OdcCodeQualityGateOperator(OdcOperationOperator):
         return key, portal_url(hook.settings.origin, asset.asset_key)
 
     def defer(self, *, trigger: Any, method_name: str, kwargs: dict[str, Any] | None = None, **rest: Any) -> NoReturn:
-        """Carry what the analysis is of (asset, revision, baseline) to the resumed task."""
+        """Carry what the analysis is of (asset, revision, baseline) to the resumed task: in the deferral's
+        kwargs, and in an XCom (``dag.test()`` resumes with the trigger's event alone)."""
+        if self._ti is not None:
+            self._ti.xcom_push(key=TARGET_XCOM_KEY, value=self._target)
         super().defer(
             trigger=trigger, method_name=method_name, kwargs={**(kwargs or {}), "target": self._target}, **rest
         )
 
     def execute(self, context: Context) -> Any:
         self.wait_for_completion = True  # a gate without a verdict is no gate
+        self._ti = context["ti"]
         key = super().execute(context)
         return self._judge(key)
 
     def execute_complete(self, context: Context, event: dict[str, Any], target: dict[str, Any] | None = None) -> Any:
         key = super().execute_complete(context, event)
-        self._target = target or {}
+        if target is None:
+            ti = context["ti"]
+            target = ti.xcom_pull(task_ids=ti.task_id, key=TARGET_XCOM_KEY, map_indexes=ti.map_index)
+        if not isinstance(target, dict) or "asset_key" not in target:
+            raise OdcError(f"Code analysis {key} ended, but which revision it analysed was lost; run the task again.")
+        self._target = target
         return self._judge(key)
 
     def _judge(self, key: str) -> dict[str, Any]:
@@ -131,8 +144,8 @@ class OdcCodeQualityGateOperator(OdcOperationOperator):
         result = summary(
             analysis,
             verdict,
-            asset_key=target.get("asset_key", ""),
-            revision=target.get("revision", 0),
+            asset_key=target["asset_key"],
+            revision=target["revision"],
             baseline_revision=target.get("baseline"),
         )
         if verdict.passed:
