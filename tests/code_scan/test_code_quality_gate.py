@@ -73,7 +73,13 @@ def test_new_findings_since_a_baseline_revision(fast_emulator: Any, odc_connecti
     assert "1 new findings since the baseline, more than max_new_findings=0" in str(failed.value)
     assert failed.value.summary["newFindings"] == 1 and failed.value.summary["top"][0]["patternId"] == "SEC-001"
     result, _, _ = run_operator(
-        gate(app["name"], max_critical=None, baseline_revision=latest - 1, new_finding_severities=["High"], max_new_findings=0)
+        gate(
+            app["name"],
+            max_critical=None,
+            baseline_revision=latest - 1,
+            new_finding_severities=["High"],
+            max_new_findings=0,
+        )
     )
     assert result["passed"] is True and result["newFindings"] == 0 and result["baselineRevision"] == latest - 1
 
@@ -116,7 +122,9 @@ def test_bad_thresholds_are_refused_at_parse_time() -> None:
 
 def test_the_report_counts_findings_patterns_and_trend(fast_emulator: Any, odc_connection: str) -> None:
     app = app_with_builds(fast_emulator)
-    fast_emulator.state.jobs.scans.plant(app["assetKey"], app["latestRevision"], [CRITICAL, HIGH, HIGH | {"elementName": "Y"}])
+    fast_emulator.state.jobs.scans.plant(
+        app["assetKey"], app["latestRevision"], [CRITICAL, HIGH, HIGH | {"elementName": "Y"}]
+    )
     run_operator(gate(app["name"], max_critical=None))
     report = OdcCodeQualityReportOperator(task_id="report", assets=[app["name"]], since="2000-01-01T00:00:00")
     result = report.execute({"ti": None})  # type: ignore[arg-type]

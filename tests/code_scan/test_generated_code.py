@@ -38,7 +38,9 @@ def release_build(app: dict[str, Any]) -> str:
     )
 
 
-def test_the_generated_code_of_the_latest_release_build_lands_on_disk_verified(fast_emulator: Any, tmp_path: Path) -> None:
+def test_the_generated_code_of_the_latest_release_build_lands_on_disk_verified(
+    fast_emulator: Any, tmp_path: Path
+) -> None:
     app = app_with_builds(fast_emulator)
     downloads = fast_emulator.state.jobs.scans.downloads
     downloads.size = 300_000
@@ -162,7 +164,9 @@ def test_the_presigned_url_never_leaks(
     app = app_with_builds(fast_emulator)
     downloads = fast_emulator.state.jobs.scans.downloads
     texts: list[str] = []
-    result, ti, deferrals = run_operator(operator(str(tmp_path / "a.zip"), build_key=release_build(app), deferrable=True))
+    result, ti, deferrals = run_operator(
+        operator(str(tmp_path / "a.zip"), build_key=release_build(app), deferrable=True)
+    )
     texts += [repr(result), repr(ti.xcom), repr(deferrals[0].trigger.serialize()), repr(deferrals[0].kwargs)]
     downloads.corrupt = downloads.send_checksum = True
     with pytest.raises(OdcError) as failed:
