@@ -53,9 +53,7 @@ with DAG(
         "r{{ ti.xcom_pull(task_ids='quality_gate')['revision'] }}.zip",
         deferrable=True,
     )
-    quality_report = OdcCodeQualityReportOperator(
-        task_id="quality_report", assets=[ASSET], trigger_rule="all_done"
-    )
+    quality_report = OdcCodeQualityReportOperator(task_id="quality_report", assets=[ASSET], trigger_rule="all_done")
 
     quality_gate >> build >> generated_code
     quality_gate >> quality_report

@@ -133,3 +133,11 @@ def test_the_report_counts_findings_patterns_and_trend(fast_emulator: Any, odc_c
     assert len(result["trend"]) == 1 and result["trend"][0]["open"] == 3
     typed = OdcHook(odc_connection).get_revision_quality(app["assetKey"], app["latestRevision"])
     assert typed.quality_score == 80 and typed.counts["High"] == 2
+
+
+def test_a_lost_analysis_answer_is_not_posted_again(fast_emulator: Any) -> None:
+    app = app_with_builds(fast_emulator)
+    fast_emulator.add_fault(path_prefix="/api/code-quality/v1/code-analyses", method="POST", drop_response=True)
+    with pytest.raises(OdcError, match=r"ODC may have started the code analysis .* not sent again in this try"):
+        run_operator(gate(app["name"]))
+    assert fast_emulator.stats()["api_calls"]["POST /api/code-quality/v1/code-analyses"] == 1

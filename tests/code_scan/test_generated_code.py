@@ -97,7 +97,7 @@ def test_a_corrupted_download_fails_its_checksum_and_leaves_nothing(fast_emulato
     downloads = fast_emulator.state.jobs.scans.downloads
     downloads.send_checksum = downloads.corrupt = True
     target = tmp_path / "app.zip"
-    with pytest.raises(OdcDownloadError, match="did not verify: its SHA-256 .* is not the x-amz-checksum-sha256"):
+    with pytest.raises(OdcDownloadError, match=r"did not verify: its SHA-256 .* is not the x-amz-checksum-sha256"):
         run_operator(operator(str(target), build_key=release_build(app)))
     assert not target.exists()
     downloads.send_checksum = downloads.corrupt = False
@@ -136,7 +136,7 @@ def test_a_revisions_source_code(fast_emulator: Any, odc_connection: str, tmp_pa
 
 def test_download_urls_are_https_unless_loopback_and_errors_never_quote_them(tmp_path: Path) -> None:
     url = "http://storage.example.com/a.zip?X-Amz-Signature=deadbeefcafe"
-    with pytest.raises(OdcDownloadError, match="plain-http download URL .* only https is fetched") as refused:
+    with pytest.raises(OdcDownloadError, match=r"plain-http download URL .* only https is fetched") as refused:
         stream_download(url, tmp_path / "a.zip", what="the archive", conn_id="odc_default")
     assert "deadbeefcafe" not in str(refused.value)
     with pytest.raises(OdcDownloadError, match=r"failed: ConnectionError \(no answer\)") as unreachable:
@@ -147,7 +147,7 @@ def test_download_urls_are_https_unless_loopback_and_errors_never_quote_them(tmp
 def test_an_expired_or_tampered_url_is_refused_without_quoting_it(fast_emulator: Any, tmp_path: Path) -> None:
     url = fast_emulator.state.jobs.scans.download_url("generated-code/x.zip")
     tampered = url.replace("Signature=", "Signature=00")
-    with pytest.raises(OdcDownloadError, match="HTTP 403. A pre-signed URL expires") as refused:
+    with pytest.raises(OdcDownloadError, match=r"HTTP 403\. A pre-signed URL expires") as refused:
         stream_download(tampered, tmp_path / "x.zip", what="x", conn_id="odc_default")
     assert "Signature" not in str(refused.value) and not (tmp_path / "x.zip").exists()
 
@@ -181,3 +181,15 @@ def test_the_presigned_url_never_leaks(
         assert downloads.signature_of(url) not in everything
         assert urlsplit(url).query not in everything
     assert len(downloads.requests_seen) == 2 and f'{host} "GET *** HTTP/1.1" 200' in everything, "urllib3's DEBUG line"
+
+
+def test_a_lost_packaging_answer_is_looked_up_not_posted_again(fast_emulator: Any, tmp_path: Path) -> None:
+    app = app_with_builds(fast_emulator)
+    build_key = release_build(app)
+    fast_emulator.add_fault(path_prefix="/api/builds/v1/build-operations/", method="POST", drop_response=True)
+    result, _, _ = run_operator(operator(str(tmp_path / "a.zip"), build_key=build_key))
+    assert result["buildKey"] == build_key and (tmp_path / "a.zip").exists()
+    calls = fast_emulator.stats()["api_calls"]
+    assert calls["POST /api/builds/v1/build-operations/{operationKey}/generated-code"] == 1, (
+        "the POST went once; the package was found with a GET"
+    )

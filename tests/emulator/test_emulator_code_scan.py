@@ -141,10 +141,17 @@ def test_source_code_is_a_presigned_url_on_another_host_that_refuses_a_bearer_to
     with_token = requests.get(url, headers={"Authorization": f"Bearer {client.token()}"}, timeout=10)
     assert with_token.status_code == 400, "S3 refuses a second auth mechanism"
     assert requests.get(url.replace("Signature=", "Signature=0"), timeout=10).status_code == 403
-    assert client.get(SOURCE.replace("{assetKey}", app["assetKey"]).replace("{revisionNumber}", "999"), route=SOURCE).status_code == 404
+    assert (
+        client.get(
+            SOURCE.replace("{assetKey}", app["assetKey"]).replace("{revisionNumber}", "999"), route=SOURCE
+        ).status_code
+        == 404
+    )
 
 
-def test_a_finished_generated_code_package_points_at_the_download_host(client: OdcClient, odc_emulator: OdcEmulator) -> None:
+def test_a_finished_generated_code_package_points_at_the_download_host(
+    client: OdcClient, odc_emulator: OdcEmulator
+) -> None:
     build_key = next(b["buildKey"] for b in web_app(odc_emulator)["builds"] if b["status"] == "Finished")
     path = GENERATED.replace("{operationKey}", build_key)
     assert ok(client.post(path, route=GENERATED), 201) == {"isSuccessful": True}
