@@ -193,3 +193,22 @@ def test_a_lost_packaging_answer_is_looked_up_not_posted_again(fast_emulator: An
     assert calls["POST /api/builds/v1/build-operations/{operationKey}/generated-code"] == 1, (
         "the POST went once; the package was found with a GET"
     )
+
+
+def test_a_presigned_url_is_registered_with_airflows_masker_when_read(fast_emulator: Any) -> None:
+    try:
+        from airflow.sdk.log import redact
+    except ImportError:  # Airflow 3.0
+        from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
+
+    app = app_with_builds(fast_emulator)
+    hook = OdcHook("odc_default")
+    hook.start_generated_code(release_build(app))
+    fast_emulator.advance(5.0)
+    package = hook.get_generated_code(release_build(app))
+    assert package is not None and package.uri and "<set>" in repr(package) and package.uri not in repr(package)
+    parts = urlsplit(package.uri)
+    assert redact(f"at {package.uri}") == "at ***"
+    assert redact(f'"GET {parts.path}?{parts.query} HTTP/1.1"') == '"GET *** HTTP/1.1"'
+    source = hook.get_source_code(app["assetKey"], 1)
+    assert source.url and redact(source.url) == "***" and source.url not in repr(source)
