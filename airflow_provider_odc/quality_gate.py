@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_odc.api.code_quality import SEVERITIES, CodeAnalysis, Finding, most_severe
+from airflow_provider_odc.api.code_quality import SEVERITIES, CodeAnalysis, Finding, most_severe, new_since
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,6 @@ def judge(
             breaches.append(f"{counts[severity]} {severity} findings, more than max_{severity.lower()}={limit}")
     new = None
     if baseline is not None:
-        from airflow_provider_odc.api.code_quality import new_since
-
         wanted = set(thresholds.new_finding_severities)
         new = [f for f in new_since(analysis.findings, baseline) if f.severity in wanted]
         if thresholds.max_new_findings is not None and len(new) > thresholds.max_new_findings:
