@@ -48,6 +48,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_odc.operators.promotion",
                     "airflow_provider_odc.operators.configurations",
                     "airflow_provider_odc.operators.impact",
+                    "airflow_provider_odc.operators.code_quality",
+                    "airflow_provider_odc.operators.generated_code",
                 ],
             },
         ],

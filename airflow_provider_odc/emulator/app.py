@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_odc.emulator.access_routes import register_access_routes
+from airflow_provider_odc.emulator.code_scan_routes import register_code_scan_routes
 from airflow_provider_odc.emulator.configuration_routes import register_configuration_routes
 from airflow_provider_odc.emulator.controls import register_controls
 from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
@@ -341,6 +342,7 @@ def create_app(state: EmulatorState) -> FastAPI:
     register_long_running_routes(app, state, guard_api)
     register_access_routes(app, state, guard_api)
     register_configuration_routes(app, state, guard_api)
+    register_code_scan_routes(app, state, guard_api)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:

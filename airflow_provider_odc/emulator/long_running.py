@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_odc.emulator.code_scan import CodeScans, CompletedAnalysis
 from airflow_provider_odc.emulator.release import ReleaseLifecycle
 from airflow_provider_odc.emulator.runtime import Runtime
 from airflow_provider_odc.emulator.seed import format_timestamp
@@ -370,11 +371,13 @@ class LongRunningJobs:
         self._lock = runtime.lock
         self._release = release
         self._jobs = JobData()
+        self.scans = CodeScans()  # what code analyses find, and the pre-signed download host
 
     def reset(self) -> None:
         """No jobs (lock not held)."""
         with self._lock:
             self._jobs = JobData()
+        self.scans.reset()
 
     def _now_locked(self) -> float:
         return self._runtime.now_locked()
@@ -438,7 +441,11 @@ class LongRunningJobs:
             if job_key is None:
                 detail = f"Couldn't find a generated code package for build '{build_key}'."
                 raise ApiError(404, detail, "OS-BLD-40403")
-            return render_generated_code(self._jobs.jobs[job_key], self._now_locked())
+            job = self._jobs.jobs[job_key]
+            body = render_generated_code(job, self._now_locked())
+        if body["uri"]:
+            body["uri"] = self.scans.download_url(f"generated-code/{job.details['buildKey']}.zip")
+        return body
 
     # Dependency analyses -------------------------------------------------------------------------------
 
@@ -477,10 +484,25 @@ class LongRunningJobs:
             job = self._start_job_locked("code_analysis", {"assetKey": asset["assetKey"], "revision": revision})
             return {"analysisKey": job.key, "status": job.status(job.created_at)}
 
-    def code_analysis(self, key: str) -> dict[str, Any]:
+    def code_analysis(self, key: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         with self._lock:
             job = self._job_locked("code_analysis", key, "OS-CQ-40403", "Code analysis")
-            return render_code_analysis(job, self._now_locked())
+            now = self._now_locked()
+            body = render_code_analysis(job, now)
+            completed = self._completed_locked(job, now)
+        return self.scans.analysis_body(body, completed, limit, offset)
+
+    def _completed_locked(self, job: JobRecord, now: float) -> CompletedAnalysis | None:
+        if job.kind != "code_analysis" or not job.finished(now) or job.failed(now):
+            return None
+        return CompletedAnalysis(job.key, job.details["assetKey"], job.details["revision"], job.finished_at)
+
+    def completed_code_analyses(self) -> tuple[list[CompletedAnalysis], float]:
+        """Every code analysis that ended Completed, and the emulator clock (``code_scan_routes`` reads them)."""
+        with self._lock:
+            now = self._now_locked()
+            found = [self._completed_locked(job, now) for job in self._jobs.jobs.values()]
+            return [analysis for analysis in found if analysis is not None], now
 
     # External libraries --------------------------------------------------------------------------------
 

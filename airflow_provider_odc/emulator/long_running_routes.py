@@ -162,9 +162,9 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
 
     @endpoint("GET", CODE_ANALYSIS_ROUTE, "OS-CQ-40001")
     async def get_code_analysis(request: Request, analysisKey: str) -> Response:
-        _bounded_int(request, "Limit", 100, 1, INT32_MAX)
-        _bounded_int(request, "Offset", 0, 0, INT32_MAX)
-        return JSONResponse(state.jobs.code_analysis(analysisKey))
+        limit = _bounded_int(request, "Limit", 100, 1, INT32_MAX)
+        offset = _bounded_int(request, "Offset", 0, 0, INT32_MAX)
+        return JSONResponse(state.jobs.code_analysis(analysisKey, limit, offset))
 
     # External libraries -------------------------------------------------------------------------------
 

@@ -134,6 +134,7 @@ class OdcEmulator:
 
     def stop(self) -> None:
         """Stop accepting, close idle keep-alive connections and join the thread (idempotent)."""
+        self.state.jobs.scans.stop()  # the pre-signed download host, if it was started
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -39,7 +39,9 @@ from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError
 from airflow_provider_odc.hooks.access import AccessHookMixin
+from airflow_provider_odc.hooks.code_quality import CodeQualityHookMixin
 from airflow_provider_odc.hooks.configurations import OdcConfigurationsMixin
+from airflow_provider_odc.hooks.generated_code import GeneratedCodeHookMixin
 from airflow_provider_odc.hooks.impact import OdcImpactMixin
 from airflow_provider_odc.hooks.promotion import PromotionHookMixin
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
@@ -99,7 +101,15 @@ def user_agent() -> str:
     return f"airflow-provider-odc/{__version__} apache-airflow/{airflow_version} {requests.utils.default_user_agent()}"
 
 
-class OdcHook(AccessHookMixin, PromotionHookMixin, OdcConfigurationsMixin, OdcImpactMixin, BaseHook):
+class OdcHook(
+    AccessHookMixin,
+    PromotionHookMixin,
+    OdcConfigurationsMixin,
+    OdcImpactMixin,
+    CodeQualityHookMixin,
+    GeneratedCodeHookMixin,
+    BaseHook,
+):
     """Calls the OutSystems Developer Cloud public REST APIs with one shared, encrypted, reused token.
 
     :param odc_conn_id: an Airflow connection of type ``odc``: host = portal domain, login = client
