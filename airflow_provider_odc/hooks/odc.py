@@ -38,6 +38,8 @@ from airflow_provider_odc.cache.stores import TokenStore, VariableTokenStore, va
 from airflow_provider_odc.cache.token_cache import TokenCache
 from airflow_provider_odc.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpointRefusedError
+from airflow_provider_odc.hooks.external_libraries import ExternalLibrariesHookMixin
+from airflow_provider_odc.hooks.mobile_builds import MobileBuildsHookMixin
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
 from airflow_provider_odc.request_core import (
     MAX_DETAIL,
@@ -94,7 +96,7 @@ def user_agent() -> str:
     return f"airflow-provider-odc/{__version__} apache-airflow/{airflow_version} {requests.utils.default_user_agent()}"
 
 
-class OdcHook(BaseHook):
+class OdcHook(MobileBuildsHookMixin, ExternalLibrariesHookMixin, BaseHook):
     """Calls the OutSystems Developer Cloud public REST APIs with one shared, encrypted, reused token.
 
     :param odc_conn_id: an Airflow connection of type ``odc``: host = portal domain, login = client

@@ -1,0 +1,210 @@
+"""Moving files to and from the pre-signed URLs ODC hands out (library uploads, native build artifacts).
+
+A pre-signed URL is a credential: whoever holds it may read (or write) that object until it expires. So
+it is masked the moment it is held, and no message, log line or return value here carries it: errors
+name only its scheme and host, never its path or query (where the signature is), and never quote the
+storage's error body (S3 echoes the string it signed). The requests go through their own session, without
+the connection's bearer token (which only ever goes to the connection's own origin), without ``~/.netrc``
+credentials, without following redirects, https unless the host is a loopback address. Bodies are
+streamed: a package or an app binary is never held in memory whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+from airflow_provider_odc.auth.transport import NoRedirectSession
+from airflow_provider_odc.auth.urls import UrlRefused, judge
+from airflow_provider_odc.compat import mask_secret
+from airflow_provider_odc.exceptions import OdcError
+from airflow_provider_odc.settings import is_loopback_host
+
+CHUNK = 1024 * 1024
+_S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+
+
+class PresignedTransferError(OdcError):
+    """A transfer to or from a pre-signed URL failed (the message names the host, never the URL)."""
+
+
+def where(url: str) -> str:
+    """``scheme://host[:port]`` of a pre-signed URL: all of it that may be shown."""
+    try:
+        return str(judge(url))
+    except UrlRefused:
+        return "(an unusable URL)"
+
+
+def checked(url: str, *, conn_id: str, what: str) -> str:
+    """``url`` masked and judged: an absolute http(s) URL every parser reads alike, https unless loopback."""
+    if not isinstance(url, str) or not url:
+        raise PresignedTransferError(f"ODC gave no URL for {what}.", conn_id=conn_id)
+    mask_secret(url)
+    try:
+        origin = judge(url)
+    except UrlRefused as refused:
+        raise PresignedTransferError(f"ODC gave an unusable URL for {what}: {refused}.", conn_id=conn_id) from None
+    if origin.scheme != "https" and not is_loopback_host(origin.host):
+        raise PresignedTransferError(
+            f"ODC gave a plain-http URL on {origin} for {what}; only https is used for a pre-signed URL.",
+            conn_id=conn_id,
+        )
+    return url
+
+
+class _NoCredentials(requests.auth.AuthBase):
+    """Makes sure no Authorization header goes out (requests would add ``~/.netrc`` credentials)."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+def session() -> requests.Session:
+    """A session of its own: never the hook's, so nothing of the connection's can ride along."""
+    plain = NoRedirectSession()
+    plain.headers.pop("Accept", None)
+    return plain
+
+
+def _failure(response: requests.Response, action: str, url: str, conn_id: str) -> PresignedTransferError:
+    code = _S3_CODE.search(response.content[:4096] or b"")
+    said = f" ({code.group(1).decode()})" if code else ""
+    hint = (
+        "The pre-signed URL may have expired: run the task again for a fresh one."
+        if response.status_code
+        in (
+            400,
+            403,
+        )
+        else None
+    )
+    return PresignedTransferError(
+        f"{action} the pre-signed URL on {where(url)} failed: HTTP {response.status_code}{said}.",
+        conn_id=conn_id,
+        hint=hint,
+    )
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """What moved: its size and SHA-256 (safe to log and push; the URL is not here)."""
+
+    size: int
+    sha256: str
+
+
+class _Hashing:
+    """A read-only file wrapper that counts and hashes what requests streams out of it."""
+
+    def __init__(self, file: IO[bytes], length: int) -> None:
+        self._file = file
+        self._length = length
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def __len__(self) -> int:  # requests sends a Content-Length instead of chunks
+        return self._length
+
+    def __iter__(self) -> Iterator[bytes]:  # requests streams only what it can iterate
+        while chunk := self.read(CHUNK):
+            yield chunk
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size if size and size > 0 else CHUNK)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+
+def put_file(
+    url: str,
+    file: IO[bytes],
+    size: int,
+    *,
+    conn_id: str,
+    timeout: float,
+    verify: bool | str = True,
+) -> Transferred:
+    """PUT ``size`` bytes of ``file`` to a pre-signed URL, streamed, with a Content-Length (S3 refuses a
+    chunked upload to a pre-signed URL) and no credentials of ours."""
+    checked(url, conn_id=conn_id, what="the upload")
+    body = _Hashing(file, size)
+    try:
+        with session() as plain:
+            response = plain.put(
+                url,
+                data=body,
+                auth=_NoCredentials(),
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,
+            )
+    except requests.RequestException as exc:
+        raise PresignedTransferError(
+            f"Uploading to the pre-signed URL on {where(url)} failed: {type(exc).__name__}.", conn_id=conn_id
+        ) from None
+    if not 200 <= response.status_code < 300:
+        raise _failure(response, "Uploading to", url, conn_id)
+    if body.size != size:
+        raise PresignedTransferError(
+            f"The file changed while it was uploaded: {body.size} bytes were sent, not {size}.", conn_id=conn_id
+        )
+    return Transferred(body.size, body.digest.hexdigest())
+
+
+@contextmanager
+def _opened_for_writing(target: Any) -> Iterator[IO[bytes]]:
+    if isinstance(target, str) and "://" not in target:
+        target = Path(target)
+    if isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as handle:
+        yield handle
+
+
+def download(
+    url: str,
+    target: Any,
+    *,
+    conn_id: str,
+    timeout: float,
+    verify: bool | str = True,
+    opener: Callable[[Any], Any] = _opened_for_writing,
+) -> Transferred:
+    """GET a pre-signed URL into ``target`` (a local path or an ``ObjectStoragePath``), streamed, checking
+    the size the storage announced."""
+    checked(url, conn_id=conn_id, what="the download")
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with session() as plain:
+            response = plain.get(
+                url, stream=True, auth=_NoCredentials(), timeout=timeout, verify=verify, allow_redirects=False
+            )
+            with response:
+                if not 200 <= response.status_code < 300:
+                    raise _failure(response, "Downloading from", url, conn_id)
+                announced = response.headers.get("Content-Length")
+                with opener(target) as handle:
+                    for chunk in response.iter_content(CHUNK):
+                        handle.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+    except requests.RequestException as exc:
+        raise PresignedTransferError(
+            f"Downloading from the pre-signed URL on {where(url)} failed: {type(exc).__name__}.", conn_id=conn_id
+        ) from None
+    if announced is not None and announced.isdigit() and int(announced) != size:
+        raise PresignedTransferError(
+            f"The download from {where(url)} was cut short: {size} of {announced} bytes.", conn_id=conn_id
+        )
+    return Transferred(size, digest.hexdigest())
