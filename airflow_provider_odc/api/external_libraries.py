@@ -27,11 +27,13 @@ EXTERNAL_LIBRARY = kind(
     severity_field="type",
 )
 
-#: The generation has ended and validated the package: the library waits for review (or was approved).
+#: The generation has ended and validated the package: the library waits for review (or was published).
+#: ``Downloading`` is not an end: the spec does not say whether it comes before the generation or after
+#: the review, so it is waited out.
 GENERATED = kind(
     "external_library_generated",
     GENERATION_OPERATIONS + "/{key}",
-    {READY_FOR_REVIEW, "Downloading", "Completed"},
+    {READY_FOR_REVIEW, "Completed"},
     {"GenerationError", "DownloadError"},
     messages_path=GENERATION_OPERATIONS + "/{key}/log-messages",
     severity_field="type",

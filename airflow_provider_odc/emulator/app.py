@@ -24,9 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_odc.emulator.controls import register_controls
 from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
+from airflow_provider_odc.emulator.mobile_builds_routes import register_mobile_build_routes
 from airflow_provider_odc.emulator.release_routes import register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
+from airflow_provider_odc.emulator.storage_routes import register_storage_routes
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
     GuidFilter,
@@ -337,6 +339,8 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     register_release_routes(app, state, guard_api)
     register_long_running_routes(app, state, guard_api)
+    register_mobile_build_routes(app, state, guard_api)
+    register_storage_routes(app, state, guard_api)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:

@@ -23,9 +23,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
 from airflow_provider_odc.emulator.long_running import LongRunningJobs
+from airflow_provider_odc.emulator.mobile_builds import MobileSettings
 from airflow_provider_odc.emulator.release import OPERATION_KINDS, ReleaseLifecycle
 from airflow_provider_odc.emulator.runtime import SECONDS, ConfigChange, EmulatorConfig, Runtime
 from airflow_provider_odc.emulator.seed import build_seed
+from airflow_provider_odc.emulator.storage import PresignedStorage
 
 DEFAULT_CLIENT_ID = "odc-emulator-client"
 DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
@@ -173,6 +175,8 @@ class EmulatorState:
         failure_kinds = (*OPERATION_KINDS, *JOB_FAILURE_KINDS)
         self.release = ReleaseLifecycle(self._runtime, seed, self.client_subject, failure_kinds)
         self.jobs = LongRunningJobs(self._runtime, self.release)
+        self.storage = PresignedStorage(self._runtime)
+        self.mobile = MobileSettings(self._runtime, self.release, self.jobs)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -444,6 +448,8 @@ class EmulatorState:
         """Back to a freshly started instance: operations, tags, deployments and rate windows as seeded too."""
         self.release.reset()
         self.jobs.reset()
+        self.storage.reset()
+        self.mobile.reset()
         with self._lock:
             self._runtime.config = replace(self._runtime.defaults)
             self._tokens.clear()
