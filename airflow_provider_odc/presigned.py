@@ -11,13 +11,16 @@ streamed: a package or an app binary is never held in memory whole.
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -28,6 +31,8 @@ from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.settings import is_loopback_host
 
 CHUNK = 1024 * 1024
+REDACTED = "***"
+MIN_MASKED = 16  # shorter query values (X-Amz-Expires=900) are not secrets, and masking them would blot logs
 _S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
 
 
@@ -43,11 +48,50 @@ def where(url: str) -> str:
         return "(an unusable URL)"
 
 
+class _HideQueries(logging.Filter):
+    """Takes the pre-signed queries this process holds out of urllib3's DEBUG request lines, which quote the
+    path and query (``"GET /x?X-Amz-Signature=... HTTP/1.1" 200``): a log must not carry them even where
+    Airflow's masking is off (``airflow dags test``) or the masker misses the query on its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: collections.deque[str] = collections.deque(maxlen=256)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.queries and isinstance(record.args, tuple):
+            record.args = tuple(self._hidden(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+    def _hidden(self, text: str) -> str:
+        for query in self.queries:
+            text = text.replace(query, REDACTED)
+        return text
+
+
+_HIDE_QUERIES = _HideQueries()
+logging.getLogger("urllib3.connectionpool").addFilter(_HIDE_QUERIES)
+
+
+def hold(url: str) -> None:
+    """Register a pre-signed URL as a secret: the whole URL, its query and each long value in it (a log
+    line may quote only part of it) with Airflow's masker, and its query with urllib3's log filter."""
+    mask_secret(url)
+    query = urlsplit(url).query
+    if query:
+        mask_secret(query)
+        for value in parse_qs(query).values():
+            for part in value:
+                if len(part) >= MIN_MASKED:
+                    mask_secret(part)
+        if query not in _HIDE_QUERIES.queries:
+            _HIDE_QUERIES.queries.append(query)
+
+
 def checked(url: str, *, conn_id: str, what: str) -> str:
     """``url`` masked and judged: an absolute http(s) URL every parser reads alike, https unless loopback."""
     if not isinstance(url, str) or not url:
         raise PresignedTransferError(f"ODC gave no URL for {what}.", conn_id=conn_id)
-    mask_secret(url)
+    hold(url)
     try:
         origin = judge(url)
     except UrlRefused as refused:

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_odc.api import external_libraries
 from airflow_provider_odc.api.external_libraries import LibraryGeneration, UploadTarget, ValidationMessage
-from airflow_provider_odc.compat import mask_secret
 from airflow_provider_odc.exceptions import OdcError
-from airflow_provider_odc.presigned import Transferred, put_file
+from airflow_provider_odc.presigned import Transferred, hold, put_file
 
 if TYPE_CHECKING:
     from airflow_provider_odc.settings import OdcConnectionSettings
@@ -58,8 +57,8 @@ class ExternalLibrariesHookMixin:
     def request_library_upload(self) -> UploadTarget:
         """Two fresh pre-signed URLs for one package (masked before this returns)."""
         target = UploadTarget.from_json(self.request_json("GET", external_libraries.UPLOADS))
-        mask_secret(target.upload_url)
-        mask_secret(target.download_url)
+        hold(target.upload_url)
+        hold(target.download_url)
         return target
 
     def upload_library_package(self, source: Any) -> UploadedPackage:

@@ -22,7 +22,7 @@ from airflow_provider_odc.api.native_builds import (
 )
 from airflow_provider_odc.compat import mask_secret
 from airflow_provider_odc.exceptions import OdcError
-from airflow_provider_odc.presigned import Transferred, download
+from airflow_provider_odc.presigned import Transferred, download, hold
 
 if TYPE_CHECKING:
     import requests
@@ -129,5 +129,5 @@ class MobileBuildsHookMixin:
 
 def _masked(build: NativeBuild) -> NativeBuild:
     for url in build.links.values():
-        mask_secret(url)
+        hold(url)
     return build
