@@ -103,7 +103,7 @@ def test_warnings_fail_the_task_only_when_asked(fast: Any, tmp_path: Path, monke
     monkeypatch.setattr(long_running, "library_log", with_a_warning)
     result, _ = run(upload(str(package(tmp_path))))
     assert result["validation"] == {"Information": 1, "Warning": 1}
-    with pytest.raises(OdcError, match="(?s)fail_on_warnings.*Action Foo has no description"):
+    with pytest.raises(OdcError, match=r"(?s)fail_on_warnings.*Action Foo has no description"):
         run(upload(str(package(tmp_path)), fail_on_warnings=True))
 
 

@@ -187,5 +187,5 @@ def test_a_signing_connection_with_unknown_fields_is_refused_naming_them(
     operator = OdcMobileBuildConfigurationOperator(
         task_id="task", asset=MOBILE_APP, stage="QA", platform="iOS", signing_conn_id="ios_signing"
     )
-    with pytest.raises(OdcError, match="ios_signing.*keystore.*certificate"):
+    with pytest.raises(OdcError, match=r"ios_signing.*keystore.*certificate"):
         run(operator)
