@@ -12,6 +12,7 @@ streamed: a package or an app binary is never held in memory whole.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import logging
 import re
@@ -205,13 +206,23 @@ def put_file(
     return Transferred(body.size, body.digest.hexdigest())
 
 
+def as_storage_path(source: Any) -> Any:
+    """A local ``Path`` for a plain path, an ``ObjectStoragePath`` for a URL (``s3://``, ``file://`` ...)."""
+    if isinstance(source, str):
+        if "://" not in source:
+            return Path(source)
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(source)
+    return source
+
+
 @contextmanager
 def _opened_for_writing(target: Any) -> Iterator[IO[bytes]]:
-    if isinstance(target, str) and "://" not in target:
-        target = Path(target)
-    if isinstance(target, Path):
-        target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as handle:
+    path = as_storage_path(target)
+    with contextlib.suppress(OSError, NotImplementedError):  # object stores have no folders to make
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
         yield handle
 
 
@@ -246,6 +257,12 @@ def download(
     except requests.RequestException as exc:
         raise PresignedTransferError(
             f"Downloading from the pre-signed URL on {where(url)} failed: {type(exc).__name__}.", conn_id=conn_id
+        ) from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise PresignedTransferError(
+            f"The download could not be written to {target}: {type(exc).__name__}: {exc}",
+            conn_id=conn_id,
+            hint="Pass a writable local path or an object storage URL (s3://..., file://...).",
         ) from None
     if announced is not None and announced.isdigit() and int(announced) != size:
         raise PresignedTransferError(

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_odc.api import external_libraries
 from airflow_provider_odc.api.external_libraries import LibraryGeneration, UploadTarget, ValidationMessage
 from airflow_provider_odc.exceptions import OdcError
-from airflow_provider_odc.presigned import Transferred, hold, put_file
+from airflow_provider_odc.presigned import Transferred, as_storage_path, hold, put_file
 
 if TYPE_CHECKING:
     from airflow_provider_odc.settings import OdcConnectionSettings
@@ -64,7 +63,7 @@ class ExternalLibrariesHookMixin:
     def upload_library_package(self, source: Any) -> UploadedPackage:
         """Upload a package (``.zip``) from a local path or an ``ObjectStoragePath`` (``s3://``, ``file://``,
         ...): ask ODC where, then stream it there with its size and without our token."""
-        path = _as_path(source)
+        path = as_storage_path(source)
         name = package_name(path)
         try:
             size = int(path.stat().st_size)
@@ -103,14 +102,3 @@ class ExternalLibrariesHookMixin:
     def library_validation_messages(self, key: str) -> list[ValidationMessage]:
         """What ODC's validation said about the package (Information, Warning and Error lines)."""
         return external_libraries.validation_messages(self.request_json("GET", external_libraries.messages_path(key)))
-
-
-def _as_path(source: Any) -> Any:
-    """A local ``Path`` for a plain path, an ``ObjectStoragePath`` for a URL (``file://`` works offline)."""
-    if isinstance(source, str):
-        if "://" not in source:
-            return Path(source)
-        from airflow.sdk import ObjectStoragePath
-
-        return ObjectStoragePath(source)
-    return source
