@@ -40,7 +40,14 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "python-modules": ["airflow_provider_odc.operators.odc", "airflow_provider_odc.operators.lifecycle"],
-            }
+            },
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_odc.operators.mobile_builds",
+                    "airflow_provider_odc.operators.external_libraries",
+                ],
+            },
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.sensors.odc"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_odc.triggers.odc"]}],

@@ -192,6 +192,7 @@ def test_a_signing_connection_with_unknown_fields_is_refused_naming_them(
 
 
 def test_an_unwritable_download_target_is_a_clear_error(fast: Any) -> None:
-    with pytest.raises(OdcError, match=r"could not be written to /proc/odc-nope/app\.aab.*writable local path") as caught:
+    expected = r"could not be written to /proc/odc-nope/app\.aab.*writable local path"
+    with pytest.raises(OdcError, match=expected) as caught:
         run(build(download_to="/proc/odc-nope/app.aab"))
     assert "X-Amz" not in str(caught.value)
