@@ -30,8 +30,10 @@ from airflow_provider_odc.api.native_builds import (
     NATIVE_BUILD,
     SECRET_FIELDS,
     MobilePlatform,
+    NativeBuild,
     platform_of,
 )
+from airflow_provider_odc.attach import TryMemory
 from airflow_provider_odc.compat import BaseHook, mask_secret
 from airflow_provider_odc.exceptions import OdcConfigError, OdcError
 from airflow_provider_odc.hooks.odc import OdcHook
@@ -169,6 +171,42 @@ class OdcNativeBuildOperator(OdcOperationOperator):
         asset = hook.find_asset(self.asset)
         stage = hook.resolve_stage(self.stage)
         build_key, revision = deployed_build(hook, asset, stage)
+        scope = native_builds.scope_params(stage.key, asset.asset_key)
+        memory = TryMemory(context)
+        build = self._earlier_try(hook, memory, scope) or self._start(hook, memory, asset, stage, build_key, revision)
+        if isinstance(build, dict):
+            return build  # ODC says no build is needed
+        self.poll_params = scope
+        ti = context["ti"]
+        ti.xcom_push(key="operation_key", value=build.key)
+        ti.xcom_push(key=SCOPE_XCOM_KEY, value=scope)
+        ti.xcom_push(key=PORTAL_URL_XCOM_KEY, value=portal_url(hook.settings.origin, asset.asset_key, stage.key))
+        if not self.wait_for_completion:
+            return self._summary(build.summary(), scope, None)
+        self.wait_for(hook, NATIVE_BUILD, build.key, started_at)
+        return self._finished(hook, build.key, scope)
+
+    def _earlier_try(self, hook: OdcHook, memory: TryMemory, scope: Mapping[str, str]) -> NativeBuild | None:
+        """The native build an earlier try of this task started, when it is running or finished well (a
+        retry attaches to it instead of starting another: ODC allows 5 build POSTs a minute)."""
+        entry = memory.recall()
+        key = entry.get("key") if entry else None
+        if not isinstance(key, str):
+            return None
+        try:
+            build = hook.get_native_build(key, scope["environmentKey"], scope["applicationKey"])
+        except OdcError as exc:
+            self.log.warning("The native build %s of an earlier try could not be read (%s); starting anew.", key, exc)
+            return None
+        if build.platform != self.platform or build.status in NATIVE_BUILD.failure:
+            return None
+        self.log.info("Attaching to native build %s (%s), started by an earlier try.", key, build.status)
+        return build
+
+    def _start(
+        self, hook: OdcHook, memory: TryMemory, asset: Asset, stage: Stage, build_key: str, revision: int
+    ) -> NativeBuild | dict[str, Any]:
+        """Validate, then start a build; or, with ``only_if_needed`` and nothing to build, the summary."""
         verdict = hook.validate_native_build(stage.key, asset.asset_key, build_key, revision, self.platform)
         verdict_of_platform = verdict.get(self.platform)
         self.log.info(
@@ -192,14 +230,12 @@ class OdcNativeBuildOperator(OdcOperationOperator):
             )
             return {"status": BUILD_NOT_NEEDED, **scope, "mobilePlatform": self.platform, "revision": revision}
         number, code = self._version(hook, stage.key, asset.asset_key)
+        posted_at = time.time()
+        memory.note(posted_at=posted_at)
         build = hook.start_native_build(
             stage.key, asset.asset_key, build_key, revision, self.platform, version_number=number, version_code=code
         )
-        self.poll_params = scope
-        ti = context["ti"]
-        ti.xcom_push(key="operation_key", value=build.key)
-        ti.xcom_push(key=SCOPE_XCOM_KEY, value=scope)
-        ti.xcom_push(key=PORTAL_URL_XCOM_KEY, value=portal_url(hook.settings.origin, asset.asset_key, stage.key))
+        memory.note(posted_at=posted_at, key=build.key)
         self.log.info(
             "ODC native build %s started: %s %s revision %s, version %s (code %s), on %s.",
             build.key,
@@ -210,10 +246,7 @@ class OdcNativeBuildOperator(OdcOperationOperator):
             code,
             stage.name,
         )
-        if not self.wait_for_completion:
-            return self._summary(build.summary(), scope, None)
-        self.wait_for(hook, NATIVE_BUILD, build.key, started_at)
-        return self._finished(hook, build.key, scope)
+        return build
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
         ti = context["ti"]

@@ -34,6 +34,7 @@ class PullingTI:
 
     task_id = "task"
     map_index = -1
+    try_number = 1
 
     def __init__(self) -> None:
         self.xcom: dict[str, Any] = {}
@@ -46,10 +47,23 @@ class PullingTI:
         return self.xcom.get(key)
 
 
-def run(operator: Any) -> tuple[Any, PullingTI]:
+class StateStore(dict[str, Any]):
+    """Airflow 3.3's ``task_state_store`` for one task instance: it outlives the task's tries."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+def run(operator: Any, *, store: StateStore | None = None, try_number: int = 1) -> tuple[Any, PullingTI]:
     """Run an operator like Airflow: ``execute``, and after a deferral its trigger and ``execute_complete``."""
     ti = PullingTI()
+    ti.try_number = try_number
     context: Any = {"ti": ti}
+    if store is not None:
+        context["task_state_store"] = store
     try:
         return operator.execute(context), ti
     except TaskDeferred as deferred:

@@ -24,7 +24,7 @@ from airflow_provider_odc.operators.mobile_builds import (
     OdcNativeBuildOperator,
 )
 
-from .conftest import FAST, MOBILE_APP, Outflow, run
+from .conftest import FAST, MOBILE_APP, Outflow, StateStore, run
 
 SIGNATURE = re.compile(r"X-Amz-Signature=([0-9a-f]{64})")
 NATIVE_POST = "POST /api/native-mobile-builds/v1/build-operations"
@@ -196,3 +196,20 @@ def test_an_unwritable_download_target_is_a_clear_error(fast: Any) -> None:
     with pytest.raises(OdcError, match=expected) as caught:
         run(build(download_to="/proc/odc-nope/app.aab"))
     assert "X-Amz" not in str(caught.value)
+
+
+def test_a_retry_attaches_to_the_build_its_earlier_try_started(fast: Any) -> None:
+    store = StateStore()
+    first, _ = run(build(wait_for_completion=False), store=store)
+    assert first["status"] == "Waiting" and fast.stats()["api_calls"][NATIVE_POST] == 1
+    again, ti = run(build(), store=store, try_number=2)
+    assert again["operationKey"] == first["operationKey"] and again["status"] == "Finished"
+    assert fast.stats()["api_calls"][NATIVE_POST] == 1, "the retry started no second build"
+    assert ti.xcom["operation_key"] == first["operationKey"]
+
+    fast.fail_next("native_build", messages=["Out of build minutes."])
+    failed_store = StateStore()
+    with pytest.raises(OdcOperationFailed):
+        run(build(), store=failed_store)
+    retried, _ = run(build(), store=failed_store, try_number=2)
+    assert retried["status"] == "Finished" and fast.stats()["api_calls"][NATIVE_POST] == 3, "a failed one is not reused"
