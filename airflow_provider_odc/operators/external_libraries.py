@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_odc.api.external_libraries import EXTERNAL_LIBRARY, GENERATED, count_by_type
 from airflow_provider_odc.api.long_running import OperationKind
+from airflow_provider_odc.attach import TryMemory
 from airflow_provider_odc.exceptions import OdcError, OdcOperationFailed
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.lifecycle import OdcOperationOperator
@@ -59,18 +60,43 @@ class OdcExternalLibraryOperator(OdcOperationOperator):
     def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]
         hook = OdcHook(self.odc_conn_id)
         started_at = time.time()
-        package = hook.upload_library_package(self.source)
-        self.log.info("Uploaded %s to ODC (%d bytes, sha256 %s).", package.file_name, package.size, package.sha256)
-        key = hook.start_library_generation(package)
+        memory = TryMemory(context)
+        earlier = self._earlier_try(hook, memory)
+        if earlier is not None:
+            key, sent = earlier
+        else:
+            package = hook.upload_library_package(self.source)
+            self.log.info("Uploaded %s to ODC (%d bytes, sha256 %s).", package.file_name, package.size, package.sha256)
+            posted_at = time.time()
+            memory.note(posted_at=posted_at)
+            key = hook.start_library_generation(package)
+            memory.note(posted_at=posted_at, key=key)
+            sent = {"fileName": package.file_name, "size": package.size, "sha256": package.sha256}
+            self.log.info("ODC external library generation %s started for %s.", key, package.file_name)
         ti = context["ti"]
         ti.xcom_push(key="operation_key", value=key)
-        sent = {"fileName": package.file_name, "size": package.size, "sha256": package.sha256}
         ti.xcom_push(key="package", value=sent)
-        self.log.info("ODC external library generation %s started for %s.", key, package.file_name)
         if not self.wait_for_completion:
             return {**hook.get_library_generation(key).summary(), "package": sent}
         self._judged(hook, lambda: self.wait_for(hook, self._kind, key, started_at), key)
         return self._report(hook, key, sent)
+
+    def _earlier_try(self, hook: OdcHook, memory: TryMemory) -> tuple[str, dict[str, Any]] | None:
+        """The generation an earlier try of this task started, unless it failed: a retry waits for it
+        instead of uploading and generating again."""
+        entry = memory.recall()
+        key = entry.get("key") if entry else None
+        if not isinstance(key, str):
+            return None
+        try:
+            generation = hook.get_library_generation(key)
+        except OdcError as exc:
+            self.log.warning("The generation %s of an earlier try could not be read (%s); starting anew.", key, exc)
+            return None
+        if generation.status in self._kind.failure:
+            return None
+        self.log.info("Attaching to generation %s (%s), started by an earlier try.", key, generation.status)
+        return key, {"fileName": generation.file_name, "size": None, "sha256": None}
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
         hook = OdcHook(self.odc_conn_id)

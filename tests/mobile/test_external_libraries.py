@@ -16,7 +16,7 @@ from airflow_provider_odc.exceptions import OdcError, OdcOperationFailed, OdcUrl
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.external_libraries import OdcExternalLibraryOperator
 
-from .conftest import FAST, Outflow, run, zip_bytes
+from .conftest import FAST, Outflow, StateStore, run, zip_bytes
 
 SIGNATURE = re.compile(r"X-Amz-Signature=([0-9a-f]{64})")
 PACKAGE = zip_bytes({"PdfTools.dll": b"MZ" + b"\0" * 4096, "PdfTools.xml": b"<doc/>"})
@@ -146,3 +146,13 @@ def test_an_expired_upload_url_fails_naming_only_the_host(fast: Any, tmp_path: P
     assert "HTTP 403 (AccessDenied)" in message and "expired" in message
     assert "X-Amz" not in message and "/_storage/" not in message
     assert storage_origin(hook.settings.origin) in message
+
+
+def test_a_retry_waits_for_the_generation_its_earlier_try_started(fast: Any, tmp_path: Path) -> None:
+    store = StateStore()
+    first, _ = run(upload(str(package(tmp_path)), wait_for_completion=False), store=store)
+    again, _ = run(upload(str(package(tmp_path))), store=store, try_number=2)
+    assert again["operationKey"] == first["operationKey"] and again["status"] == "Completed"
+    calls = fast.stats()["api_calls"]
+    assert calls["GET /api/external-libraries/v1/uploads"] == 1
+    assert calls["POST /api/external-libraries/v1/generation-operations"] == 1
