@@ -33,7 +33,7 @@ from airflow_provider_odc.settings import is_loopback_host
 
 CHUNK = 1024 * 1024
 REDACTED = "***"
-MIN_MASKED = 16  # shorter query values (X-Amz-Expires=900) are not secrets, and masking them would blot logs
+MIN_MASKED = 20  # shorter query values (X-Amz-Expires=900, X-Amz-Date) are not secrets; masking them would blot logs
 _S3_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
 
 
