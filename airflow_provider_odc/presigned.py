@@ -25,10 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from airflow_provider_odc.auth.transport import NoRedirectSession
+from airflow_provider_odc.auth.transport import NoRedirectSession, unanswered
 from airflow_provider_odc.auth.urls import UrlRefused, judge
 from airflow_provider_odc.compat import mask_secret
 from airflow_provider_odc.exceptions import OdcError
+from airflow_provider_odc.retries import RetryPolicy
 from airflow_provider_odc.settings import is_loopback_host
 
 CHUNK = 1024 * 1024
@@ -178,27 +179,34 @@ def put_file(
     conn_id: str,
     timeout: float,
     verify: bool | str = True,
+    retry: RetryPolicy | None = None,
 ) -> Transferred:
     """PUT ``size`` bytes of ``file`` to a pre-signed URL, streamed, with a Content-Length (S3 refuses a
-    chunked upload to a pre-signed URL) and no credentials of ours."""
+    chunked upload to a pre-signed URL) and no credentials of ours. A PUT is idempotent: a transport error
+    or a 5xx is retried (``retry``, the connection's policy) from the start of the file."""
     checked(url, conn_id=conn_id, what="the upload")
-    body = _Hashing(file, size)
-    try:
+    sent: list[_Hashing] = []
+
+    def attempt() -> requests.Response:
+        file.seek(0)
+        body = _Hashing(file, size)
+        sent.append(body)
         with session() as plain:
-            response = plain.put(
-                url,
-                data=body,
-                auth=_NoCredentials(),
-                timeout=timeout,
-                verify=verify,
-                allow_redirects=False,
+            return plain.put(
+                url, data=body, auth=_NoCredentials(), timeout=timeout, verify=verify, allow_redirects=False
             )
+
+    try:
+        response = (retry or RetryPolicy(max_retries=0)).call(
+            attempt, idempotent=True, describe=f"PUT to {where(url)}", classify=unanswered
+        )
     except requests.RequestException as exc:
         raise PresignedTransferError(
             f"Uploading to the pre-signed URL on {where(url)} failed: {type(exc).__name__}.", conn_id=conn_id
         ) from None
     if not 200 <= response.status_code < 300:
         raise _failure(response, "Uploading to", url, conn_id)
+    body = sent[-1]
     if body.size != size:
         raise PresignedTransferError(
             f"The file changed while it was uploaded: {body.size} bytes were sent, not {size}.", conn_id=conn_id
@@ -233,27 +241,34 @@ def download(
     conn_id: str,
     timeout: float,
     verify: bool | str = True,
+    retry: RetryPolicy | None = None,
     opener: Callable[[Any], Any] = _opened_for_writing,
 ) -> Transferred:
     """GET a pre-signed URL into ``target`` (a local path or an ``ObjectStoragePath``), streamed, checking
-    the size the storage announced."""
+    the size the storage announced; a transport error or a 5xx is retried (``retry``) from the start."""
     checked(url, conn_id=conn_id, what="the download")
+
+    def attempt() -> requests.Response:
+        with session() as plain:
+            return plain.get(
+                url, stream=True, auth=_NoCredentials(), timeout=timeout, verify=verify, allow_redirects=False
+            )
+
     digest = hashlib.sha256()
     size = 0
     try:
-        with session() as plain:
-            response = plain.get(
-                url, stream=True, auth=_NoCredentials(), timeout=timeout, verify=verify, allow_redirects=False
-            )
-            with response:
-                if not 200 <= response.status_code < 300:
-                    raise _failure(response, "Downloading from", url, conn_id)
-                announced = response.headers.get("Content-Length")
-                with opener(target) as handle:
-                    for chunk in response.iter_content(CHUNK):
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
+        response = (retry or RetryPolicy(max_retries=0)).call(
+            attempt, idempotent=True, describe=f"GET from {where(url)}", classify=unanswered
+        )
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise _failure(response, "Downloading from", url, conn_id)
+            announced = response.headers.get("Content-Length")
+            with opener(target) as handle:
+                for chunk in response.iter_content(CHUNK):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
     except requests.RequestException as exc:
         raise PresignedTransferError(
             f"Downloading from the pre-signed URL on {where(url)} failed: {type(exc).__name__}.", conn_id=conn_id

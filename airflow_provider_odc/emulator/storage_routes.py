@@ -48,8 +48,19 @@ def register_storage_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
             }
         )
 
+    def fault(request: Request) -> Response | None:
+        """An injected fault (``add_fault(target="any", path_prefix="/_storage/...")``): a storage outage."""
+        injected = state.take_fault("storage", request.url.path, request.method)
+        if injected is None or injected.status is None:
+            return None
+        return _xml(StorageError(injected.status, "InternalError", "Fault injected by the ODC emulator."))
+
     @app.put(STORAGE_PREFIX + "/{name:path}")
     async def put_object(request: Request, name: str) -> Response:
+        failed = fault(request)
+        if failed is not None:
+            await request.body()
+            return failed
         try:
             state.storage.put(
                 name,
@@ -64,6 +75,9 @@ def register_storage_routes(app: FastAPI, state: EmulatorState, guard: Guard) ->
 
     @app.get(STORAGE_PREFIX + "/{name:path}")
     async def get_object(request: Request, name: str) -> Response:
+        failed = fault(request)
+        if failed is not None:
+            return failed
         try:
             body = state.storage.get(name, request.query_params.get(SIGNATURE), "authorization" in request.headers)
         except StorageError as error:

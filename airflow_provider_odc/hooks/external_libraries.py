@@ -19,6 +19,7 @@ from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.presigned import Transferred, as_storage_path, hold, put_file
 
 if TYPE_CHECKING:
+    from airflow_provider_odc.retries import RetryPolicy
     from airflow_provider_odc.settings import OdcConnectionSettings
 
 
@@ -50,6 +51,9 @@ class ExternalLibrariesHookMixin:
 
         @property
         def settings(self) -> OdcConnectionSettings: ...
+
+        @property
+        def retry_policy(self) -> RetryPolicy: ...
 
         def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
 
@@ -84,6 +88,7 @@ class ExternalLibrariesHookMixin:
                 conn_id=self.odc_conn_id,
                 timeout=settings.timeout,
                 verify=settings.verify,
+                retry=self.retry_policy,
             )
         return UploadedPackage(name, sent.size, sent.sha256, target.download_url)
 

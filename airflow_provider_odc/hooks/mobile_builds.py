@@ -27,6 +27,7 @@ from airflow_provider_odc.presigned import Transferred, download, hold
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_odc.retries import RetryPolicy
     from airflow_provider_odc.settings import OdcConnectionSettings
 
 
@@ -39,6 +40,9 @@ class MobileBuildsHookMixin:
 
         @property
         def settings(self) -> OdcConnectionSettings: ...
+
+        @property
+        def retry_policy(self) -> RetryPolicy: ...
 
         def request(
             self,
@@ -108,7 +112,14 @@ class MobileBuildsHookMixin:
                 f"ODC native build {build.key} has no {link} (links it has: {have}).", conn_id=self.odc_conn_id
             )
         settings = self.settings
-        return download(url, target, conn_id=self.odc_conn_id, timeout=settings.timeout, verify=settings.verify)
+        return download(
+            url,
+            target,
+            conn_id=self.odc_conn_id,
+            timeout=settings.timeout,
+            verify=settings.verify,
+            retry=self.retry_policy,
+        )
 
     def get_mobile_configuration(self, stage_key: str, app_key: str, platform: MobilePlatform) -> MobileConfiguration:
         """The platform's build configuration of an app on a stage (secrets: only whether they are set)."""

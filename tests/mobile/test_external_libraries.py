@@ -156,3 +156,24 @@ def test_a_retry_waits_for_the_generation_its_earlier_try_started(fast: Any, tmp
     calls = fast.stats()["api_calls"]
     assert calls["GET /api/external-libraries/v1/uploads"] == 1
     assert calls["POST /api/external-libraries/v1/generation-operations"] == 1
+
+
+def test_a_storage_hiccup_is_retried_from_the_start_of_the_file(
+    fast: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_odc.retries import RetryPolicy
+
+    waits: list[float] = []
+    monkeypatch.setattr(OdcHook, "retry_policy", property(lambda hook: RetryPolicy(max_retries=2, sleep=waits.append)))
+    fast.add_fault(target="any", status=503, count=1, path_prefix="/_storage/uploads/", method="PUT")
+    uploaded = OdcHook().upload_library_package(str(package(tmp_path)))
+    assert (uploaded.size, uploaded.sha256) == (len(PACKAGE), hashlib.sha256(PACKAGE).hexdigest())
+    puts = [r for r in storage_requests(fast) if r["method"] == "PUT"]
+    assert [r["status"] for r in puts] == [503, 200] and len(waits) == 1
+    _, stored = fast.state.storage.object_behind(uploaded.download_url)
+    assert stored == PACKAGE, "the retry sent the whole file again"
+
+    fast.add_fault(target="any", status=503, count=5, path_prefix="/_storage/uploads/", method="PUT")
+    with pytest.raises(OdcError, match=r"HTTP 503 \(InternalError\)") as caught:
+        OdcHook().upload_library_package(str(package(tmp_path)))
+    assert "X-Amz" not in str(caught.value) and len(waits) == 3
