@@ -50,6 +50,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_odc.operators.impact",
                     "airflow_provider_odc.operators.code_quality",
                     "airflow_provider_odc.operators.generated_code",
+                    "airflow_provider_odc.operators.mobile_builds",
+                    "airflow_provider_odc.operators.external_libraries",
                 ],
             },
         ],

@@ -31,6 +31,7 @@ OPERATION_KINDS: dict[str, OperationKind] = {
         dependency_management.DELETION_ANALYSIS,
         code_quality.CODE_ANALYSIS,
         external_libraries.EXTERNAL_LIBRARY,
+        external_libraries.GENERATED,
         native_builds.NATIVE_BUILD,
         identity.BULK_USERS,
     )

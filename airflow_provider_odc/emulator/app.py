@@ -27,9 +27,11 @@ from airflow_provider_odc.emulator.code_scan_routes import register_code_scan_ro
 from airflow_provider_odc.emulator.configuration_routes import register_configuration_routes
 from airflow_provider_odc.emulator.controls import register_controls
 from airflow_provider_odc.emulator.long_running_routes import register_long_running_routes
+from airflow_provider_odc.emulator.mobile_builds_routes import register_mobile_build_routes
 from airflow_provider_odc.emulator.release_routes import register_release_routes
 from airflow_provider_odc.emulator.seed import parse_sort, query_assets
 from airflow_provider_odc.emulator.state import TOKEN_SCOPE, EmulatorState, Fault
+from airflow_provider_odc.emulator.storage_routes import register_storage_routes
 from airflow_provider_odc.emulator.web import (
     CONTROL_PREFIX,
     GuidFilter,
@@ -343,6 +345,8 @@ def create_app(state: EmulatorState) -> FastAPI:
     register_access_routes(app, state, guard_api)
     register_configuration_routes(app, state, guard_api)
     register_code_scan_routes(app, state, guard_api)
+    register_mobile_build_routes(app, state, guard_api)
+    register_storage_routes(app, state, guard_api)
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def not_emulated(request: Request, rest: str) -> Response:

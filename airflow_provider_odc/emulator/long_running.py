@@ -506,10 +506,17 @@ class LongRunningJobs:
 
     # External libraries --------------------------------------------------------------------------------
 
-    def start_library_generation(self, file_name: str, binary_uri: str) -> str:
+    def start_library_generation(self, file_name: str, binary_uri: str, problems: tuple[str, ...] = ()) -> str:
+        """``problems``: why the package itself fails validation (the job then ends ``GenerationError``)."""
         with self._lock:
             details = {"fileName": file_name, "highCodeBinaryUri": binary_uri, "libraryKey": str(uuid.uuid4())}
-            return self._start_job_locked("external_library", details).key
+            return self._fail_with(self._start_job_locked("external_library", details), problems).key
+
+    @staticmethod
+    def _fail_with(job: JobRecord, problems: tuple[str, ...]) -> JobRecord:
+        if problems:
+            job.outcome, job.messages = job.kind, problems
+        return job
 
     def library_generation(self, key: str) -> dict[str, Any]:
         with self._lock:
@@ -523,8 +530,9 @@ class LongRunningJobs:
 
     # Native mobile builds ------------------------------------------------------------------------------
 
-    def start_native_build(self, values: dict[str, Any]) -> dict[str, Any]:
-        """``POST /native-mobile-builds/v1/build-operations``: the stage and a mobile app must exist."""
+    def start_native_build(self, values: dict[str, Any], problems: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``POST /native-mobile-builds/v1/build-operations``: the stage and a mobile app must exist.
+        ``problems``: why the build will fail (a missing configuration; the job then ends ``Error``)."""
         with self._lock:
             environment = self._release.environment_locked(values["environmentKey"])
             application = self._release.asset_locked(values["applicationKey"])
@@ -538,8 +546,17 @@ class LongRunningJobs:
                 "applicationKey": application["assetKey"],
                 "requestedBy": self._release.client_subject,
             }
-            job = self._start_job_locked("native_build", details)
+            job = self._fail_with(self._start_job_locked("native_build", details), problems)
             return render_native_build(job, job.created_at)
+
+    def native_builds_locked(self, environment_key: str, application_key: str) -> list[JobRecord]:
+        """The native builds of an app on a stage (canonical keys), oldest first (lock held)."""
+        return [
+            job
+            for job in sorted(self._jobs.jobs.values(), key=lambda job: job.seq)
+            if job.kind == "native_build"
+            and (job.details["environmentKey"], job.details["applicationKey"]) == (environment_key, application_key)
+        ]
 
     def _native_locked(self, key: str, environment_key: str, application_key: str) -> JobRecord:
         job = self._job_locked("native_build", key, "OS-NABS-40403", "Build operation")

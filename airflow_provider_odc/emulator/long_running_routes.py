@@ -16,6 +16,8 @@ from pydantic import BaseModel, StrictBool, StrictStr
 
 from airflow_provider_odc.emulator.long_running import MAX_BULK_RECORDS
 from airflow_provider_odc.emulator.state import EmulatorState
+from airflow_provider_odc.emulator.storage import package_problems
+from airflow_provider_odc.emulator.storage_routes import presign_native_links
 from airflow_provider_odc.emulator.validation import INT32_MAX, NOT_NULL, ApiError, Guid, Int32, OdcBody, require
 from airflow_provider_odc.emulator.web import Guard, GuidFilter, QueryError, bounded_int, make_endpoint
 
@@ -170,10 +172,12 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
 
     @endpoint("POST", LIBRARIES, "OS-ELG-40001")
     async def start_library_generation(body: GenerationOperationCreationRequest) -> Response:
-        if not body.fileName.strip() or not body.highCodeBinaryUri.startswith("https://"):
+        ours, package = state.storage.object_behind(body.highCodeBinaryUri)
+        if not body.fileName.strip() or not (ours or body.highCodeBinaryUri.startswith("https://")):
             detail = "fileName must be a file name and highCodeBinaryUri the https downloadUrl of GET /uploads."
             raise ApiError(400, detail, "OS-ELG-40002")
-        key = state.jobs.start_library_generation(body.fileName, body.highCodeBinaryUri)
+        problems = package_problems(package) if ours else ()  # another host's package cannot be read here
+        key = state.jobs.start_library_generation(body.fileName, body.highCodeBinaryUri, problems)
         return JSONResponse({"operationKey": key}, status_code=201)
 
     @endpoint("GET", LIBRARY_ROUTE, "OS-ELG-40001")
@@ -188,11 +192,15 @@ def register_long_running_routes(app: FastAPI, state: EmulatorState, guard: Guar
 
     @endpoint("POST", NATIVE_BUILDS_ROUTE, "OS-NABS-40001")
     async def start_native_build(body: BuildOperationRequest) -> Response:
-        return JSONResponse(state.jobs.start_native_build(body.present()), status_code=201)
+        problems = state.mobile.build_problems(str(body.environmentKey), str(body.applicationKey), body.mobilePlatform)
+        return JSONResponse(state.jobs.start_native_build(body.present(), problems), status_code=201)
 
     @endpoint("GET", NATIVE_BUILD_ROUTE, "OS-NABS-40001")
-    async def get_native_build(operationKey: str, scope: Annotated[NativeBuildScope, Query()]) -> Response:
-        return JSONResponse(state.jobs.native_build(operationKey, *scope.required()))
+    async def get_native_build(
+        request: Request, operationKey: str, scope: Annotated[NativeBuildScope, Query()]
+    ) -> Response:
+        body = state.jobs.native_build(operationKey, *scope.required())
+        return JSONResponse(presign_native_links(state, request, body))
 
     @endpoint("GET", NATIVE_BUILD_LOG_ROUTE, "OS-NABS-40001")
     async def get_native_build_log(

@@ -25,9 +25,11 @@ from airflow_provider_odc.emulator.access import AccessDirectory
 from airflow_provider_odc.emulator.configurations import StageConfigurations
 from airflow_provider_odc.emulator.long_running import FAILURE_KINDS as JOB_FAILURE_KINDS
 from airflow_provider_odc.emulator.long_running import LongRunningJobs
+from airflow_provider_odc.emulator.mobile_builds import MobileSettings
 from airflow_provider_odc.emulator.release import OPERATION_KINDS, ReleaseLifecycle
 from airflow_provider_odc.emulator.runtime import SECONDS, ConfigChange, EmulatorConfig, Runtime
 from airflow_provider_odc.emulator.seed import build_seed
+from airflow_provider_odc.emulator.storage import PresignedStorage
 
 DEFAULT_CLIENT_ID = "odc-emulator-client"
 DEFAULT_TOKEN_LIFETIME = 43200  # 12 h, as documented for ODC access tokens.
@@ -177,6 +179,8 @@ class EmulatorState:
         self.jobs = LongRunningJobs(self._runtime, self.release)
         self.access = AccessDirectory(self._runtime, self.release, self.jobs)
         self.configurations = StageConfigurations(self._runtime, self.release)
+        self.storage = PresignedStorage(self._runtime)
+        self.mobile = MobileSettings(self._runtime, self.release, self.jobs)
 
     # Paths -------------------------------------------------------------------------------------------
 
@@ -450,6 +454,8 @@ class EmulatorState:
         self.jobs.reset()
         self.access.reset()
         self.configurations.reset()
+        self.storage.reset()
+        self.mobile.reset()
         with self._lock:
             self._runtime.config = replace(self._runtime.defaults)
             self._tokens.clear()

@@ -41,8 +41,10 @@ from airflow_provider_odc.exceptions import OdcApiError, OdcError, OdcTokenEndpo
 from airflow_provider_odc.hooks.access import AccessHookMixin
 from airflow_provider_odc.hooks.code_quality import CodeQualityHookMixin
 from airflow_provider_odc.hooks.configurations import OdcConfigurationsMixin
+from airflow_provider_odc.hooks.external_libraries import ExternalLibrariesHookMixin
 from airflow_provider_odc.hooks.generated_code import GeneratedCodeHookMixin
 from airflow_provider_odc.hooks.impact import OdcImpactMixin
+from airflow_provider_odc.hooks.mobile_builds import MobileBuildsHookMixin
 from airflow_provider_odc.hooks.promotion import PromotionHookMixin
 from airflow_provider_odc.operations import OperationKind, body_errors, error_messages
 from airflow_provider_odc.pacing import RequestPacer, server_clock
@@ -108,6 +110,8 @@ class OdcHook(
     OdcImpactMixin,
     CodeQualityHookMixin,
     GeneratedCodeHookMixin,
+    MobileBuildsHookMixin,
+    ExternalLibrariesHookMixin,
     BaseHook,
 ):
     """Calls the OutSystems Developer Cloud public REST APIs with one shared, encrypted, reused token.

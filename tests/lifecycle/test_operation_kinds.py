@@ -139,6 +139,7 @@ CASES = [
     ),
     Case("code_analysis", start_code_analysis, "code_analysis", "Failed", None),
     Case("external_library", start_external_library, "external_library", "GenerationError", MESSAGE),
+    Case("external_library_generated", start_external_library, "external_library", "GenerationError", MESSAGE),
     Case("native_build", start_native_build, "native_build", "Error", MESSAGE),
     Case("bulk_users", start_bulk_users, "bulk_users", "FinishedWithErrors", MESSAGE),
 ]
