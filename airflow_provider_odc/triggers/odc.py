@@ -105,7 +105,9 @@ class OdcOperationTrigger(BaseTrigger):
                 "poll_params": self.poll_params,
                 **self.schedule.as_kwargs(),
                 "poll_failure_limit": self.poll_failure_limit,
-                "share_polls": self.share_polls,
+                **(
+                    {} if self.share_polls else {"share_polls": False}
+                ),  # the default is left out: rows stay as they were
             },
         )
 
