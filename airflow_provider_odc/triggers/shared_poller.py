@@ -288,7 +288,9 @@ class OperationPoller:
         for _ in range(MAX_PAGES):
             if not self.waiting():
                 return True, newest
-            params = deployments.finished_scan_params(status, created_since=created_since, offset=offset)
+            params = deployments.finished_scan_params(
+                status, created_since=created_since, offset=offset, page_size=deployments.SCAN_PAGE_SIZE
+            )
             self.requests += 1
             items, offset = await self.hook.list_page(endpoint, params)
             for item in items:
