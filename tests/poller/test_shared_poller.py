@@ -128,9 +128,7 @@ def test_a_cancelled_poller_task_is_restarted(poller_emulator: Any) -> None:
     assert cancelled == [0, 1]  # seen as a crash, restarted once
 
 
-def test_a_poller_that_keeps_crashing_sends_waits_home(
-    poller_emulator: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_poller_that_keeps_crashing_sends_waits_home(poller_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = start_deployments(poller_emulator, 4, durations=[0.5])
 
     async def broken_scan(self: Any, subscriptions: Any, endpoint: str) -> None:
@@ -200,7 +198,8 @@ def test_builds_are_polled_by_key(poller_emulator: Any) -> None:
     app = release_app(poller_emulator)
     body = {"assetKey": app["assetKey"], "assetRevision": app["latestRevision"], "buildType": "Release"}
     hook = OdcHook()
-    keys = [str(hook.request("POST", "/api/builds/v1/build-operations", json=body).json()["buildKey"]) for _ in range(5)]
+    builds = "/api/builds/v1/build-operations"
+    keys = [str(hook.request("POST", builds, json=body).json()["buildKey"]) for _ in range(5)]
     scans: list[int] = []
 
     async def scenario() -> list[dict[str, Any]]:
