@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     sources = {RESULTS: args.results, FLEET_RESULTS: args.fleet_results}
     current = wanted = args.readme.read_text(encoding="utf-8")
     for block in BLOCKS:
-        results = json.loads(sources[block.results].read_text(encoding="utf-8"))
+        results = json.loads(sources.get(block.results, block.results).read_text(encoding="utf-8"))
         wanted = rewrite_block(wanted, render(results), block.begin, block.end)
     names = f"{args.results.name} and {args.fleet_results.name}"
     if current == wanted:

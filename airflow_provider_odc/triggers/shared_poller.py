@@ -130,6 +130,7 @@ class OperationPoller:
         self.broken = False
         self.scans = 0
         self.requests = 0
+        self.found_by_key = 0  # ends the GETs by key found (the lists had not shown them)
 
     # Subscribers ------------------------------------------------------------------------------------
 
@@ -325,6 +326,7 @@ class OperationPoller:
             subscription.suspect = False
             for same in self._subscribers.get(subscription.key.lower(), []):
                 same.status = status
+            self.found_by_key += self.kind.is_terminal(status)
             self._resolve(subscription.key, status, body)
 
 
