@@ -30,7 +30,7 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,7 @@ class OperationPoller:
         self.gets = TokenBucket(rate, burst=max(1.0, rate / 2))
         self.hook = OdcAsyncHook(odc_conn_id)
         self._subscribers: dict[str, list[Subscription]] = {}
+        self._watches: list[Watch] = []
         self._cursors: dict[str, float] = {}  # terminal status -> newest finishedDateTime seen (ODC's clock)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -197,18 +198,23 @@ class OperationPoller:
             return
         self.ensure_running()
 
+    def _busy(self) -> bool:
+        return bool(self.waiting() or self._watches)
+
+    def _interval(self) -> float:
+        now = time.time()
+        return min([*(s.interval(now) for s in self.waiting()), *(w.interval(now) for w in self._watches)], default=0.0)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self.waiting():
+            while self._busy():
                 started = loop.time()
                 await self._scan_guarded(self.waiting())
                 self.scans += 1
-                while self.waiting():
+                while self._busy():
                     self._wake.clear()
-                    now = time.time()
-                    interval = min(s.interval(now) for s in self.waiting()) if self.waiting() else 0.0
-                    remaining = started + interval - loop.time()
+                    remaining = started + self._interval() - loop.time()
                     if remaining <= 0:
                         break
                     try:
@@ -216,14 +222,16 @@ class OperationPoller:
                     except asyncio.TimeoutError:
                         break
         finally:
-            if not self.waiting():
+            if not self._busy():
                 await self.hook.aclose()
 
     async def _scan_guarded(self, subscriptions: list[Subscription]) -> None:
         """One scan; a failed one counts against each subscriber's failure limit or sends them home."""
         try:
-            if self.list_endpoint:
+            if self.list_endpoint and subscriptions:
                 await self._scan_lists(subscriptions, self.list_endpoint)
+            if self.list_endpoint and self._watches:
+                await self._scan_watches(self.list_endpoint)
             await self._get_by_key(subscriptions)
         except OdcError as exc:
             if not is_transient(exc):
@@ -281,16 +289,28 @@ class OperationPoller:
                 subscription.suspect = True
 
     async def _read_back(
-        self, endpoint: str, status: str, created_since: float, floor: float
+        self,
+        endpoint: str,
+        status: str,
+        created_since: float | None,
+        floor: float,
+        *,
+        stage_key: str | None = None,
+        on_item: Callable[[dict[str, Any], float | None], None] | None = None,
     ) -> tuple[bool, float | None]:
-        """Read one status list, newest end first, back to ``floor``: (floor reached, newest end seen)."""
+        """Read one status list, newest end first, back to ``floor``: (floor reached, newest end seen).
+        Each item goes to ``on_item`` (with its end) or, by default, wakes the waits on its key."""
         offset: int | None = None
         newest: float | None = None
         for _ in range(MAX_PAGES):
-            if not self.waiting():
+            if not self.waiting() and on_item is None:
                 return True, newest
             params = deployments.finished_scan_params(
-                status, created_since=created_since, offset=offset, page_size=deployments.SCAN_PAGE_SIZE
+                status,
+                created_since=created_since,
+                stage_key=stage_key,
+                offset=offset,
+                page_size=deployments.SCAN_PAGE_SIZE,
             )
             self.requests += 1
             items, offset = await self.hook.list_page(endpoint, params)
@@ -298,12 +318,69 @@ class OperationPoller:
                 finished = deployments.parse_date_time(item.get("finishedDateTime"))
                 if finished is not None and newest is None:
                     newest = finished
-                self._resolve(item.get("key"), self.kind.status_of(item), item)
                 if finished is not None and finished < floor:
                     return True, newest
+                if on_item is None:
+                    self._resolve(item.get("key"), self.kind.status_of(item), item)
+                else:
+                    on_item(item, finished)
             if offset is None:
                 return True, newest
         return False, newest
+
+    # Watches: every operation that ends, not one key (the event trigger of the Assets issue) -----------
+
+    def watch(
+        self,
+        *,
+        since: float,
+        stage_key: str | None = None,
+        statuses: tuple[str, ...] = deployments.TERMINAL_STATUSES,
+        schedule: PollSchedule | None = None,
+    ) -> Watch:
+        """Every operation of this kind (of ``stage_key``, if given) that ends at or after ``since`` (epoch
+        seconds on ODC's clock, e.g. a stored cursor), delivered once each in ``Watch.queue``, oldest end
+        first, by the same scans as the waits. ``unwatch`` it in the watcher's cleanup."""
+        if self.list_endpoint is None:
+            raise ValueError(f"ODC {self.kind.name} operations have no list to watch.")
+        watch = Watch(stage_key, statuses, since, schedule or PollSchedule(), asyncio.Queue())
+        self._watches.append(watch)
+        self._wake.set()
+        self.ensure_running()
+        return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        if watch in self._watches:
+            self._watches.remove(watch)
+        self._wake.set()
+
+    async def _scan_watches(self, endpoint: str) -> None:
+        for watch in list(self._watches):
+            ended: list[tuple[float, dict[str, Any]]] = []
+            newest_overall = watch.cursor
+
+            def collect(
+                item: dict[str, Any],
+                finished: float | None,
+                into: list[tuple[float, dict[str, Any]]] = ended,
+                watch: Watch = watch,
+            ) -> None:
+                key = item.get("key")
+                if finished is not None and isinstance(key, str) and key.lower() not in watch.delivered:
+                    into.append((finished, item))
+
+            for status in watch.statuses:
+                _, newest = await self._read_back(
+                    endpoint, status, None, watch.cursor - OVERLAP, stage_key=watch.stage_key, on_item=collect
+                )
+                newest_overall = max(newest_overall, newest if newest is not None else newest_overall)
+            for finished, item in sorted(ended, key=lambda pair: pair[0]):
+                if finished >= watch.since:
+                    watch.delivered[str(item["key"]).lower()] = finished
+                    watch.queue.put_nowait(item)
+            watch.cursor = newest_overall
+            horizon = watch.cursor - 2 * OVERLAP  # what the overlap can no longer bring back
+            watch.delivered = {key: end for key, end in watch.delivered.items() if end >= horizon}
 
     async def _get_by_key(self, subscriptions: list[Subscription]) -> None:
         """GETs by key within the bucket: suspects first, then the longest unchecked."""
@@ -328,6 +405,25 @@ class OperationPoller:
                 same.status = status
             self.found_by_key += self.kind.is_terminal(status)
             self._resolve(subscription.key, status, body)
+
+
+@dataclass(eq=False)
+class Watch:
+    """A subscription to every end of a stage's operations after ``since``; ``cursor`` is how far scans read."""
+
+    stage_key: str | None
+    statuses: tuple[str, ...]
+    since: float
+    schedule: PollSchedule
+    queue: asyncio.Queue[dict[str, Any]]
+    cursor: float = 0.0
+    delivered: dict[str, float] = field(default_factory=dict)  # key -> end, inside the overlap
+
+    def __post_init__(self) -> None:
+        self.cursor = self.since
+
+    def interval(self, now: float) -> float:
+        return self.schedule.slow_interval
 
 
 def _unique_keys(subscriptions: Iterable[Subscription]) -> list[Subscription]:
@@ -359,4 +455,4 @@ def pollers_on_this_loop() -> list[OperationPoller]:
     return list(_POLLERS.get(asyncio.get_running_loop(), {}).values())
 
 
-__all__ = ["FallBack", "OperationPoller", "PollFailed", "Subscription", "poller_for", "pollers_on_this_loop"]
+__all__ = ["FallBack", "OperationPoller", "PollFailed", "Subscription", "Watch", "poller_for", "pollers_on_this_loop"]

@@ -33,11 +33,13 @@ def release_app(emulator: Any) -> dict[str, Any]:
     raise AssertionError("the emulator seed has no deployable app with a Release build")
 
 
-def start_deployments(emulator: Any, count: int, *, durations: Iterable[float], fail: bool = False) -> list[str]:
+def start_deployments(
+    emulator: Any, count: int, *, durations: Iterable[float], fail: bool = False, stage: str | None = None
+) -> list[str]:
     """``count`` Deploy operations lasting ``durations`` (cycled), started in the emulator's state directly:
     setup, not what a test measures (POSTs are limited to 10 a minute)."""
     app = release_app(emulator)
-    stage = next(iter(emulator.inventory()["environments"].values()))
+    stage = stage or next(iter(emulator.inventory()["environments"].values()))
     if fail:
         emulator.fail_next("deploy", count)
     cycle = list(durations)

@@ -236,3 +236,37 @@ def test_the_bucket_never_lends_more_than_its_burst() -> None:
             bucket.spend()
             spent += 1
     assert spent == 3  # 6 a minute refills one in 10 s: none came back within this loop
+
+
+def test_a_watch_gets_every_end_of_its_stage_after_its_cursor_once(poller_emulator: Any) -> None:
+    """For the Assets issue's event trigger: all operations of a stage that end after a cursor, each once."""
+    from airflow_provider_odc.operations import operation_kind
+    from airflow_provider_odc.poll_schedule import PollSchedule
+
+    stages = list(poller_emulator.inventory()["environments"].values())
+    before = start_deployments(poller_emulator, 2, durations=[0.0])
+    poller_emulator.advance(2)
+    since = poller_emulator.state.now() - 0.5  # on ODC's clock: the two above ended before the cursor
+    ours = start_deployments(poller_emulator, 3, durations=[0.3, 0.6, 0.9])
+    elsewhere = start_deployments(poller_emulator, 2, durations=[0.3], stage=stages[1])
+    delivered: list[str] = []
+
+    async def scenario() -> None:
+        poller = shared_poller.poller_for("odc_default", operation_kind("deployment"))
+        watch = poller.watch(since=since, stage_key=stages[0], schedule=PollSchedule(0.2, 0.0, 0.2))
+        try:
+            for _ in range(3):
+                delivered.append((await watch.queue.get())["key"])
+            await wait_until(lambda: poller.scans > 8)  # scans that re-read the same ends (the overlap)
+            late = start_deployments(poller_emulator, 1, durations=[0.2])
+            delivered.append((await watch.queue.get())["key"])
+            ours.extend(late)
+            await wait_until(lambda: poller.scans > 12)
+            while not watch.queue.empty():
+                delivered.append(watch.queue.get_nowait()["key"])  # would show an end delivered twice
+        finally:
+            poller.unwatch(watch)
+
+    asyncio.run(scenario())
+    assert delivered == ours  # oldest end first, only this stage's, none from before the cursor
+    assert not set(delivered) & set(before + elsewhere)
