@@ -146,6 +146,8 @@ class OperationPoller:
     ) -> Subscription:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         subscription = Subscription(key, started_at, schedule, poll_params, failure_limit, future)
+        if self.broken and not self.waiting():
+            self.broken, self.crashes = False, 0  # everyone it failed has gone: a fresh start for new waits
         if self.broken:
             future.set_exception(FallBack(f"the shared poller of ODC {self.kind.name} gave up"))
             return subscription
