@@ -169,7 +169,10 @@ class OdcOperationTrigger(BaseTrigger):
         """``end_time`` passed: one last look by key, so the event says where the operation stands."""
         try:
             status, body = await hook.operation_state(kind, self.operation_key, self.poll_params)
-        except OdcError:
+        except OdcError as exc:
+            if not is_transient(exc):  # as a poll of its own would have ended
+                message = poll_failure_message(self.kind, self.operation_key, exc, 1, self.poll_failure_limit)
+                return self._event(hook, "error", message=message)
             status, body = None, {}
         outcome = kind.verdict(status, body)
         if outcome is not None:
