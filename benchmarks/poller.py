@@ -160,6 +160,17 @@ def run_phase(emulator: Any, name: str, waits: int, spread: float, warmup: float
     }
 
 
+def real_triggerer(tasks: int) -> dict[str, Any]:
+    """``tasks`` deferred ``OdcDeployOperator`` tasks on a real Airflow (scheduler, LocalExecutor,
+    triggerer): ``tests/poller/test_real_triggerer.py`` at full size, its counts written to a file."""
+    with tempfile.TemporaryDirectory() as workdir:
+        report = Path(workdir) / "stack.json"
+        env = {**os.environ, "ODC_POLLER_STACK_TASKS": str(tasks), "ODC_POLLER_STACK_REPORT": str(report)}
+        test = ROOT / "tests" / "poller" / "test_real_triggerer.py"
+        subprocess.run([sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider"], env=env, cwd=ROOT)
+        return dict(json.loads(report.read_text())) if report.exists() else {"deferred_tasks": tasks, "passed": False}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--waits", type=int, default=1000)
@@ -172,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         " (each reads its connection and token), and the steady state is what a triggerer lives in",
     )
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--stack-tasks", type=int, default=100, help="deferred deploys on a real triggerer; 0: none")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -189,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         after = run_phase(emulator, "after", args.waits, args.spread, args.warmup, Path(workdir))
     # One row per figure, before and after side by side (each phase ran alone, one after the other).
     add_section(results, SECTION, {name: {"before": before[name], "after": after[name]} for name in before}, load=ALONE)
+    if args.stack_tasks:
+        add_section(results, "shared_poller_real_triggerer", real_triggerer(args.stack_tasks), load=ALONE)
     finish(results, time.monotonic() - began)
     args.results.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({"before": before, "after": after}, indent=2))

@@ -8,6 +8,7 @@ wait per interval. Then the deployments end at once and every task resumes and s
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from .conftest import BY_KEY_ROUTE, LIST_ROUTE, release_app
 DAGS = Path(__file__).parent / "dags"
 TASKS = int(os.environ.get("ODC_POLLER_STACK_TASKS", "12"))
 SCANS_OBSERVED = 10  # scans watched while every task is deferred
+REPORT = os.environ.get("ODC_POLLER_STACK_REPORT")  # benchmarks/poller.py: where to write the counts
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +57,15 @@ def test_deferred_deploys_share_the_triggerers_poller(poller_stack: AirflowStack
         ]
         return len(states) == TASKS and all(state == "deferred" for state in states)
 
+    started = time.monotonic()
     wait_for(deferred, f"{TASKS} deploy tasks deferred")
+    all_deferred = time.monotonic() - started
     calls = odc_emulator.stats()["api_calls"]
     lists, by_key = calls.get(LIST_ROUTE, 0), calls.get(BY_KEY_ROUTE, 0)
     # Two list reads a scan (one per terminal status): watch SCANS_OBSERVED more scans.
     wait_for(lambda: odc_emulator.stats()["api_calls"].get(LIST_ROUTE, 0) >= lists + 2 * SCANS_OBSERVED, "scans")
     gets_while_waiting = odc_emulator.stats()["api_calls"].get(BY_KEY_ROUTE, 0) - by_key
+    watched = time.monotonic() - started - all_deferred
     assert gets_while_waiting < TASKS, gets_while_waiting  # polling alone: TASKS a scan, TASKS x 10 here
 
     odc_emulator.advance(3600)  # every deployment ends
@@ -71,3 +76,20 @@ def test_deferred_deploys_share_the_triggerers_poller(poller_stack: AirflowStack
     stats = odc_emulator.stats()
     assert stats["operations_started"]["deploy"] == TASKS  # each POST accepted once
     assert odc_emulator.client_secret not in poller_stack.log_text()
+    if REPORT:
+        Path(REPORT).write_text(
+            json.dumps(
+                {
+                    "deferred_tasks": TASKS,
+                    "seconds_until_all_deferred": round(all_deferred),
+                    "scans_watched_while_all_deferred": SCANS_OBSERVED,
+                    "seconds_watched": round(watched, 1),
+                    "list_requests_while_all_deferred": 2 * SCANS_OBSERVED,
+                    "get_by_key_requests_while_all_deferred": gets_while_waiting,
+                    "per_wait_polls_the_same_scans_would_send": TASKS * SCANS_OBSERVED,
+                    "tasks_succeeded": len(deploys),
+                    "deploy_posts": stats["operations_started"]["deploy"],
+                    "token_exchanges": stats["token_exchanges"],
+                }
+            )
+        )
