@@ -25,6 +25,8 @@ from .conftest import BY_KEY_ROUTE, LIST_ROUTE, release_app
 DAGS = Path(__file__).parent / "dags"
 TASKS = int(os.environ.get("ODC_POLLER_STACK_TASKS", "12"))
 SCANS_OBSERVED = 10  # scans watched while every task is deferred
+#: How long a run may take to get every task deferred, and then to finish: it grows with the tasks (4 run at once).
+BOUND = max(600.0, 30.0 * TASKS)
 REPORT = os.environ.get("ODC_POLLER_STACK_REPORT")  # benchmarks/poller.py: where to write the counts
 
 
@@ -35,7 +37,7 @@ def poller_stack(tmp_path_factory: pytest.TempPathFactory, odc_emulator_session:
         yield stack
 
 
-def wait_for(probe: Any, what: str, attempts: int = 2400) -> Any:
+def wait_for(probe: Any, what: str, attempts: int = int(BOUND / 0.25)) -> Any:
     for _ in range(attempts):
         value = probe()
         if value:
@@ -69,7 +71,7 @@ def test_deferred_deploys_share_the_triggerers_poller(poller_stack: AirflowStack
     assert gets_while_waiting < TASKS, gets_while_waiting  # polling alone: TASKS a scan, TASKS x 10 here
 
     odc_emulator.advance(3600)  # every deployment ends
-    run = poller_stack.wait_for_run("odc_many_deploys", run_id, timeout=900)
+    run = poller_stack.wait_for_run("odc_many_deploys", run_id, timeout=BOUND)
     assert run["state"] == "success", poller_stack.explain("odc_many_deploys", run_id)
     deploys = [ti for ti in poller_stack.task_instances("odc_many_deploys", run_id) if ti["task_id"] == "deploy"]
     assert len(deploys) == TASKS and all(ti["state"] == "success" and ti["try_number"] == 1 for ti in deploys)
