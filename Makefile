@@ -41,10 +41,11 @@ bench: $(STAMP)
 # The token cache on a Celery fleet (two workers in network namespaces, one 90 s ahead): needs root.
 # Installs what it needs (scripts/fleet.sh, scripts/postgres.sh); writes benchmarks/fleet_results.json (even
 # when a goal is missed, which fails the target) and the README's fleet table; then benchmarks/pacing.py (a 60-app
-# mass redeploy paced across workers, and its 1,000-deploy simulation) writes benchmarks/pacing_results.json.
+# mass redeploy paced across workers, and its 1,000-deploy simulation) writes benchmarks/pacing_results.json, and
+# benchmarks/poller.py (1,000 waits in one triggerer process, 100 deferred deploys) benchmarks/poller_results.json.
 bench-fleet: $(STAMP)
 	$(BIN)/python benchmarks/fleet.py; status=$$?; $(BIN)/python benchmarks/pacing.py || status=1; \
-	$(BIN)/python scripts/render_bench.py && exit $$status
+	$(BIN)/python benchmarks/poller.py || status=1; $(BIN)/python scripts/render_bench.py && exit $$status
 
 # The README's benchmark tables from the committed benchmarks/results.json and benchmarks/fleet_results.json
 # (make test checks they agree).

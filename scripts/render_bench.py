@@ -1,10 +1,11 @@
 """Write the benchmark tables into README.md from the results files (``make bench-readme``).
 
-Two blocks, each between its own markers: the benchmark tables from benchmarks/results.json (``make bench``) and
-the fleet table from benchmarks/fleet_results.json (``make bench-fleet``); both rendered by benchmarks/report.py.
+Each block between its own markers: the benchmark tables from benchmarks/results.json (``make bench``); the fleet,
+shared-poller and pacing tables from benchmarks/fleet_results.json, poller_results.json and pacing_results.json
+(``make bench-fleet``). benchmarks/report.py renders the first three, benchmarks/pacing.py the last.
 
-python scripts/render_bench.py            # rewrite both blocks
-python scripts/render_bench.py --check    # exit 1, with a diff, when the README disagrees with either file
+python scripts/render_bench.py            # rewrite every block
+python scripts/render_bench.py --check    # exit 1, with a diff, when the README disagrees with any file
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     sources = {RESULTS: args.results, FLEET_RESULTS: args.fleet_results}
     current = wanted = args.readme.read_text(encoding="utf-8")
     for block in BLOCKS:
-        results = json.loads(sources[block.results].read_text(encoding="utf-8"))
+        results = json.loads(sources.get(block.results, block.results).read_text(encoding="utf-8"))
         wanted = rewrite_block(wanted, render(results), block.begin, block.end)
     pacing_results = json.loads(pacing.RESULTS.read_text(encoding="utf-8"))  # make bench-fleet: benchmarks/pacing.py
     wanted = rewrite_block(wanted, pacing.render(pacing_results), pacing.BEGIN, pacing.END)
-    names = f"{args.results.name} and {args.fleet_results.name}"
+    files = [sources.get(block.results, block.results) for block in BLOCKS] + [pacing.RESULTS]
+    names = ", ".join(path.name for path in files)
     if current == wanted:
         print(f"{args.readme.name}: the benchmark tables match {names}")
         return 0

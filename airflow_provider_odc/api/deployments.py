@@ -8,6 +8,7 @@ can be deployed. Which revision runs where is the Portfolio API's (``portfolios.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from airflow_provider_odc.api._parse import as_object, integer, required_str, text
@@ -127,3 +128,52 @@ class DeploymentOperation:
             started_date_time=text(item, "startedDateTime"),
             finished_date_time=text(item, "finishedDateTime"),
         )
+
+
+#: The list of each kind that has one: where a shared poller reads many operations at once.
+LIST_ENDPOINTS = {DEPLOYMENT.name: DEPLOYMENTS, PUBLISH_KIND.name: PUBLISHES}
+#: The two terminal statuses a list scan asks for, one filtered list each (``status`` takes one value).
+TERMINAL_STATUSES = (FINISHED, FINISHED_WITH_ERROR)
+#: The page size a scan asks for: the emulator's (and our reading of ODC's) default, well under the 1,000 cap.
+SCAN_PAGE_SIZE = 100
+#: Newest finished first: a scan stops paging once it reaches what it has already seen.
+NEWEST_FINISHED_FIRST = "-FinishedAt"
+
+
+def format_date_time(epoch: float) -> str:
+    """An instant as the lists' ``createdDateSince``/``createdDateTo`` take it (RFC 3339, UTC, ms)."""
+    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_date_time(value: Any) -> float | None:
+    """Epoch seconds of an RFC 3339 date-time from ODC (``Z`` or an offset; naive is UTC); None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def finished_scan_params(
+    status: str,
+    *,
+    created_since: float | None = None,
+    stage_key: str | None = None,
+    asset_key: str | None = None,
+    offset: int | None = None,
+    page_size: int = SCAN_PAGE_SIZE,
+) -> dict[str, Any]:
+    """One page of "operations that ended with ``status``, newest end first" (both lists take these filters)."""
+    params: dict[str, Any] = {"status": status, "sort": NEWEST_FINISHED_FIRST, "limit": page_size}
+    if created_since is not None:
+        params["createdDateSince"] = format_date_time(created_since)
+    if stage_key:
+        params["environmentKey"] = stage_key
+    if asset_key:
+        params["assetKey"] = asset_key
+    if offset:
+        params["offset"] = offset
+    return params

@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 
 from airflow_provider_odc.auth.token import AccessToken
 from airflow_provider_odc.compat import BaseHook
-from airflow_provider_odc.hooks.odc import OdcHook, json_body, user_agent
+from airflow_provider_odc.hooks.odc import OdcHook, _items_and_page, json_body, user_agent
 from airflow_provider_odc.operations import OperationKind
 from airflow_provider_odc.request_core import (
     UNFOLLOWED_LOCATION,
@@ -128,6 +128,15 @@ class OdcAsyncHook:
         path = kind.path(key)
         body = json_body(await self.get(path, params=params), "GET", path)
         return kind.status_of(body), body if isinstance(body, dict) else {}
+
+    async def list_page(self, endpoint: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of an offset-paged ODC list: its items and the next page's offset (None on the last page)."""
+        body = json_body(await self.get(endpoint, params=params), "GET", endpoint)
+        items, page = _items_and_page(body, endpoint)
+        following = (page or {}).get("nextPageOffset")
+        offset = params.get("offset") or 0
+        more = isinstance(following, int) and not isinstance(following, bool) and following > offset and bool(items)
+        return [item for item in items if isinstance(item, dict)], following if more else None
 
 
 async def _send(

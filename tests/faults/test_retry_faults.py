@@ -138,7 +138,9 @@ def test_failed_status_polls_in_poke_and_deferrable_mode(
     deferred try (the worker's first check fails, then two in a row in the trigger, which counts afresh),
     and the retry attaches to the same deployment."""
     conf = conf_for(emulator, "deploy")
-    emulator.add_fault(path_prefix=LISTS["deploy"] + "/", method="GET", status=503, count=failures)
+    # The trigger's polls are the shared poller's reads of the list; the worker's are GETs by key.
+    prefix = LISTS["deploy"] if dag.endswith("deferred") else LISTS["deploy"] + "/"
+    emulator.add_fault(path_prefix=prefix, method="GET", status=503, count=failures)
     run = retry_dags[dag].test(run_conf=conf)
     ti = task_instance(run)
     mode = "deferred" if dag.endswith("deferred") else "worker"

@@ -102,7 +102,7 @@ def test_poll_schedule_is_fast_then_slow(fast_emulator: Any, monkeypatch: pytest
     monkeypatch.setattr(asyncio, "sleep", recording_sleep)
     fast_emulator.configure(build_durations={"pending": 0.4, "running": 0.8})
     key = start_build(fast_emulator)
-    run(trigger(key, fast_interval=0.05, fast_period=0.3, slow_interval=0.3))
+    run(trigger(key, fast_interval=0.05, fast_period=0.3, slow_interval=0.3, share_polls=False))  # its own polls
     assert waits[0] == 0.05 and waits[-1] == 0.3
     first_slow = waits.index(0.3)
     assert set(waits[:first_slow]) == {0.05} and set(waits[first_slow:]) == {0.3}
