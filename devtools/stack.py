@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import tenacity
 
 from airflow_provider_odc.cache.lease import lease_key_for
 from airflow_provider_odc.cache.stores import variable_key_for
@@ -448,7 +449,13 @@ class AirflowStack:
         kwargs.setdefault("timeout", 30)
         return self._session.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
 
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type((requests.Timeout, requests.ConnectionError)),
+        stop=tenacity.stop_after_attempt(3),
+        reraise=True,
+    )
     def _get_json(self, path: str, **params: Any) -> Any:
+        """A GET (safe to repeat): an api-server that stalls for one read on a loaded machine is asked again."""
         resp = self.rest("GET", path, params=params or None)
         if not resp.ok:
             raise AirflowStackError(f"GET {path} -> {resp.status_code}: {resp.text[:2000]}")
