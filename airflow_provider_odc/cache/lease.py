@@ -55,7 +55,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from airflow_provider_odc.cache.stores import TokenStore
 from airflow_provider_odc.retries import RetryPolicy
@@ -287,7 +287,7 @@ def _ident(raw: str | None) -> tuple[str, int] | None:
 def _parse(raw: str | None) -> _Record | None:
     """The record, or None for no record, garbage, or another format (another version's lease: no lease)."""
     try:
-        body = json.loads(raw) if raw else None
+        body: Any = json.loads(raw) if raw else None
         owner, seq, held = body["owner"], body["seq"], body["held"]
         cooldown = float(body.get("cooldown_s", 0.0))
     except (TypeError, ValueError, KeyError, AttributeError):
