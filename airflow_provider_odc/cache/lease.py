@@ -243,11 +243,12 @@ class ExchangeLease:
     def cooldown_until(self) -> float:
         """Until when (on ``clock``) another worker's failed refresh asks everyone with a valid token to back off.
 
-        The note's duration counts from when this process first read it; 0.0: no note, or it is over.
+        The note's duration counts from when this process first read it; 0.0: no note, our own note, or it
+        is over.
         """
         record = _parse(self.store.read())
-        if record is None or record.held or record.cooldown <= 0:
-            return 0.0
+        if record is None or record.held or record.cooldown <= 0 or record.owner == self.owner:
+            return 0.0  # no note, or our own (this process's cache keeps its own cool-down)
         now = self.monotonic()
         if self._note is None or self._note[0] != record.ident:
             self._note = (record.ident, now)
