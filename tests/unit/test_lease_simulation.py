@@ -183,8 +183,8 @@ def process(
     )  # fmt: skip
     lease.fleet = fleet
     cache = TokenCache(
-        store=SimStore(sim, fleet.table, "token", rng, slow_share), codec=codec(), refresh_margin=300, jitter=0, lease=lease,
-        clock=wall,
+        store=SimStore(sim, fleet.table, "token", rng, slow_share), codec=codec(), refresh_margin=300, jitter=0,
+        lease=lease, clock=wall,
     )  # fmt: skip
 
     def fetch(known_endpoint: str | None) -> CachedToken:
