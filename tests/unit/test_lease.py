@@ -54,7 +54,7 @@ class SlowStore(SharedStore):
 
 class FakeTime(Clock):
     """A clock for the lease and the cache; ``sleep`` advances it, and may run ``on_sleep`` (another worker
-    acting while this one sleeps)."""
+    acting while this one sleeps). It is every worker's monotonic clock; ``wall(skew)`` is a host's wall clock."""
 
     def __init__(self) -> None:
         super().__init__(time.time())
@@ -66,23 +66,49 @@ class FakeTime(Clock):
         self.now += seconds
         self.on_sleep()
 
+    def wall(self, skew: float) -> Clock:
+        fake = self
+
+        class Wall(Clock):
+            def __call__(self) -> float:
+                return fake.now + skew
+
+        return Wall()
+
+
+def held(owner: str, seq: int = 0) -> str:
+    """A lease record as a holder writes it (a claim or a renewal)."""
+    return json.dumps({"owner": owner, "seq": seq, "held": True})
+
+
+def released(owner: str, seq: int = 1, cooldown: float = 0.0) -> str:
+    body: dict[str, object] = {"owner": owner, "seq": seq, "held": False}
+    if cooldown:
+        body["cooldown_s"] = cooldown
+    return json.dumps(body)
+
 
 def worker_cache(
     table: dict[str, str], lock: threading.Lock, *, write_delay: float = 0.0, ttl: float = 5.0,
-    fake: FakeTime | None = None,
+    fake: FakeTime | None = None, skew: float = 0.0, heartbeat: float = 2.0,
+    renewals: list[Callable[[], None]] | None = None,
 ) -> TokenCache:  # fmt: skip
     """The TokenCache one worker process would build: its own memory, the shared Variables, the product's
-    settle delay. On real time, unless ``fake`` is given.
+    settle delay. On real time, unless ``fake`` is given: then its wall clock is ``skew`` seconds off, and
+    its renewal thread is not started but appended to ``renewals`` (a test runs it when it wants).
 
     ``write_delay``: each lease write takes up to that many seconds, at random (a loaded machine or database).
     """
     lease_store = SlowStore("lease", table, lock, write_delay) if write_delay else SharedStore("lease", table, lock)
-    lease = ExchangeLease(lease_store, ttl=ttl, poll=0.01)
+    lease = ExchangeLease(lease_store, ttl=ttl, poll=0.01, heartbeat=heartbeat)
+    wall: Clock = Clock(time.time())
     if fake is not None:
-        lease.clock, lease.sleep = fake, fake.sleep
+        wall = fake.wall(skew)
+        lease.clock, lease.monotonic, lease.sleep = wall, fake, fake.sleep
+        lease.spawn = (renewals if renewals is not None else []).append
     return TokenCache(
         store=SharedStore("odc_access_token__odc_default", table, lock), codec=codec(), refresh_margin=300, jitter=0,
-        lease=lease, clock=fake or Clock(time.time()),
+        lease=lease, clock=wall,
     )  # fmt: skip
 
 
@@ -125,33 +151,65 @@ def test_a_slow_lease_write_waits_long_enough_to_find_the_winners_token() -> Non
 
 
 def test_twenty_waiters_of_a_dead_holder_elect_one_new_holder() -> None:
-    """The holder died: when its lease expires the waiters claim it again (one exchanges), not all at once."""
-    table: dict[str, str] = {"lease": json.dumps({"owner": "dead-worker", "expires_at": time.time() + 0.5})}
+    """The holder died: its record stops changing. The waiters judge it dead and elect one new holder, not
+    all at once (a 0.05 s heartbeat here: dead after 0.5 s without a change)."""
+    table: dict[str, str] = {"lease": held("dead-worker")}
     lock = threading.Lock()
-    exchanges, tokens = cold_start([worker_cache(table, lock) for _ in range(20)])
+    exchanges, tokens = cold_start([worker_cache(table, lock, heartbeat=0.05) for _ in range(20)])
     assert len(tokens) == 20
     assert exchanges.calls <= 2
 
 
-def test_a_dead_holder_delays_the_others_only_until_its_lease_expires() -> None:
+@pytest.mark.parametrize("skew", [-90.0, 0.0, 90.0], ids=["reader-90s-behind", "no-skew", "reader-90s-ahead"])
+def test_a_dead_holder_is_replaced_after_stale_seconds_on_the_waiters_own_clock(skew: float) -> None:
+    """Whatever the waiter's wall clock says (the record carries no time), it takes over once it has seen the
+    record unchanged for ``stale`` seconds (10 heartbeats: 20 s), not after a lease lifetime of minutes."""
     fake = FakeTime()
-    table: dict[str, str] = {"lease": json.dumps({"owner": "dead-worker", "expires_at": fake.now + 30})}
+    table: dict[str, str] = {"lease": held("dead-worker", seq=7)}
     started = fake.now
     exchanges = Exchanges(fake)
-    assert worker_cache(table, threading.Lock(), fake=fake).get(exchanges).value == "token-number-1"
+    renewals: list[Callable[[], None]] = []
+    cache = worker_cache(table, threading.Lock(), fake=fake, skew=skew, renewals=renewals)
+    assert cache.lease is not None and cache.lease.stale == 20.0
+    assert cache.get(exchanges).value == "token-number-1"
     assert exchanges.calls == 1
-    # It waited for the expiry, then claimed the lease (one settle delay) and exchanged.
-    assert 30 <= fake.now - started <= 30 + 0.01 + 0.5 + 1e-6
+    assert len(renewals) == 1  # it held the lease (and would have renewed it while fetching)
+    # The first poll saw the record; 20 s later it claimed (one settle delay) and exchanged.
+    waited = fake.now - started
+    assert 20.0 <= waited <= 0.01 + 20.0 + 0.01 + 0.5 + 1e-6, waited
+    assert json.loads(table["lease"])["held"] is False  # and released it
+
+
+@pytest.mark.parametrize("skew", [-90.0, 90.0], ids=["reader-90s-behind", "reader-90s-ahead"])
+def test_a_renewing_holder_is_never_taken_over_however_long_it_takes(skew: float) -> None:
+    """A holder that renews every heartbeat keeps its waiters waiting (here 5 minutes of retries), on any clock."""
+    fake = FakeTime()
+    table: dict[str, str] = {"lease": held("slow-holder")}
+    renewed_at = [fake.now]
+
+    def holder_renews_then_finishes() -> None:
+        if fake.now - renewed_at[0] >= 2.0:
+            renewed_at[0] = fake.now
+            table["lease"] = held("slow-holder", seq=json.loads(table["lease"])["seq"] + 1)
+        if fake.now >= renewed_at[0] and len(fake.slept) == 30_000:  # 300 s of 0.01 s polls
+            table["odc_access_token__odc_default"] = codec().seal(Exchanges(fake)(None))
+            table["lease"] = released("slow-holder", seq=999)
+
+    fake.on_sleep = holder_renews_then_finishes
+    exchanges = Exchanges(fake)
+    assert worker_cache(table, threading.Lock(), fake=fake, skew=skew).get(exchanges).value == "token-number-1"
+    assert exchanges.calls == 0
+    assert len(fake.slept) == 30_000 and set(fake.slept) == {0.01}  # polls only: it never claimed
 
 
 def test_a_holder_that_gives_up_releases_the_others_at_once() -> None:
     fake = FakeTime()
-    table: dict[str, str] = {"lease": json.dumps({"owner": "failing-worker", "expires_at": fake.now + 60})}
+    table: dict[str, str] = {"lease": held("failing-worker")}
     started = fake.now
 
     def give_up_on_third_poll() -> None:
         if len(fake.slept) == 3:
-            table["lease"] = json.dumps({"owner": "failing-worker", "expires_at": 0})
+            table["lease"] = released("failing-worker")
 
     fake.on_sleep = give_up_on_third_poll
     exchanges = Exchanges(fake)
@@ -161,22 +219,56 @@ def test_a_holder_that_gives_up_releases_the_others_at_once() -> None:
     assert fake.now - started == pytest.approx(0.03)
 
 
+class RacingStore(SharedStore):
+    """The lease Variable; just before the ``at``-th read of it, ``action`` runs (another worker acting)."""
+
+    def __init__(self, key: str, table: dict[str, str], lock: threading.Lock, at: int, action: Callable[[], None]):
+        super().__init__(key, table, lock)
+        self.reads, self.at, self.action = 0, at, action
+
+    def read(self) -> str | None:
+        self.reads += 1
+        if self.reads == self.at:
+            self.action()
+        return super().read()
+
+
+def test_a_waiter_that_sees_the_release_looks_for_the_token_once_more() -> None:
+    """The holder stores its token and releases between a waiter's token read and its lease read: the waiter
+    must take the token, not read the release as a failure and exchange (a third exchange under load)."""
+    fake = FakeTime()
+    lock = threading.Lock()
+    table: dict[str, str] = {"lease": held("holder")}
+
+    def holder_finishes() -> None:
+        table["odc_access_token__odc_default"] = codec().seal(Exchanges(fake)(None))
+        table["lease"] = released("holder")
+
+    cache = worker_cache(table, lock, fake=fake)
+    assert cache.lease is not None
+    # Reads of the lease: the claim's, then one per poll; the third poll's read comes after its token read.
+    cache.lease.store = RacingStore("lease", table, lock, at=4, action=holder_finishes)
+    exchanges = Exchanges(fake)
+    assert cache.get(exchanges).value == "token-number-1"
+    assert exchanges.calls == 0
+    assert fake.slept == [0.01] * 3
+
+
 def test_a_waiter_leaves_the_lease_alone() -> None:
     """Only the process that claimed the lease releases it: a waiter that got the holder's token writes nothing."""
     fake = FakeTime()
-    table: dict[str, str] = {"lease": json.dumps({"owner": "holder", "expires_at": fake.now + 60})}
-    released = json.dumps({"owner": "holder", "expires_at": 0})
+    table: dict[str, str] = {"lease": held("holder")}
 
     def holder_finishes() -> None:  # stores its token, then releases, as TokenCache does
         if "odc_access_token__odc_default" not in table:
             table["odc_access_token__odc_default"] = codec().seal(Exchanges(fake)(None))
-            table["lease"] = released
+            table["lease"] = released("holder")
 
     fake.on_sleep = holder_finishes
     exchanges = Exchanges(fake)
     assert worker_cache(table, threading.Lock(), fake=fake).get(exchanges).value == "token-number-1"
     assert exchanges.calls == 0
-    assert table["lease"] == released
+    assert table["lease"] == released("holder")
 
 
 def test_a_worker_with_a_valid_token_does_not_wait_for_another_workers_refresh() -> None:
@@ -186,7 +278,7 @@ def test_a_worker_with_a_valid_token_does_not_wait_for_another_workers_refresh()
     cache = worker_cache(table, threading.Lock(), fake=fake)
     first = cache.get(Exchanges(fake))
     fake.now = first.expires_at - 200
-    table["lease"] = json.dumps({"owner": "refreshing-worker", "expires_at": fake.now + 60})
+    table["lease"] = held("refreshing-worker")
     fake.slept.clear()
     exchanges = Exchanges(fake)
     assert cache.get(exchanges) == first
@@ -205,13 +297,58 @@ def test_a_failed_refresh_is_noted_in_the_lease_for_the_other_workers() -> None:
     failing.error = OdcAuthError("token endpoint down", retryable=True)
     assert worker_a.get(failing) == first
     note = json.loads(table["lease"])
-    assert note["expires_at"] == 0 and note["cooldown_until"] == worker_a.retry_not_before > fake.now
+    assert note["held"] is False and note["cooldown_s"] == pytest.approx(worker_a.retry_not_before - fake.now)
+    assert note["cooldown_s"] > 0
     assert worker_b.get(failing) == first
     assert failing.calls == 1  # worker B backed off too
     assert worker_b.retry_not_before <= worker_a.retry_not_before
 
 
-@pytest.mark.parametrize("note", ['{"owner": "x", "expires_at": 0, "cooldown_until": "soon"}', "[1]", "null"])
+@pytest.mark.parametrize("skew", [-90.0, 90.0], ids=["reader-90s-behind", "reader-90s-ahead"])
+def test_a_cooldown_note_means_the_same_on_a_skewed_host(skew: float) -> None:
+    """Worker B's clock is 90 s off: it backs off for the note's duration all the same (an absolute moment
+    from A's clock would be over already for a host ahead, and 90 s longer for one behind)."""
+    fake = FakeTime()
+    table: dict[str, str] = {}
+    lock = threading.Lock()
+    worker_a = worker_cache(table, lock, fake=fake)
+    worker_b = worker_cache(table, lock, fake=fake, skew=skew)
+    worker_a.cooldown_jitter = lambda: 0.0
+    first = worker_a.get(Exchanges(fake))
+    assert worker_b.get(Exchanges(fake)) == first
+    fake.now = first.expires_at - 200  # due on both clocks (B's 90 s off: 110 or 290 s left, both inside 300)
+    failing = Exchanges(fake)
+    failing.error = OdcAuthError("token endpoint down", retryable=True)
+    assert worker_a.get(failing) == first
+    cooldown = worker_a.retry_not_before - fake.now
+    assert cooldown == pytest.approx(0.2 * (first.expires_at - fake.now))  # about 40 s: min(60, 0.2 * 200)
+    assert worker_b.get(failing) == first
+    assert failing.calls == 1
+    b_now = fake.now + skew
+    own_rule = 0.2 * (first.expires_at - b_now)  # B caps the note by its own rule for the time it sees left
+    assert worker_b.retry_not_before - b_now == pytest.approx(min(cooldown, own_rule))
+    assert worker_b.retry_not_before - b_now > 20  # about 110 s left on the clock ahead: 0.2 * 110
+
+
+def test_a_cooldown_note_counts_from_when_the_reader_first_saw_it() -> None:
+    fake = FakeTime()
+    store = DictStore("lease")
+    store.values["lease"] = released("x", cooldown=40)
+    lease = ExchangeLease(store, ttl=60, clock=fake.wall(90), monotonic=fake)
+    assert lease.cooldown_until() == pytest.approx(fake.now + 90 + 40)
+    fake.now += 30
+    assert lease.cooldown_until() == pytest.approx(fake.now + 90 + 10)
+    fake.now += 10
+    assert lease.cooldown_until() == 0.0
+    store.values["lease"] = released("x", seq=2, cooldown=40)  # a new note (a later failure): counted anew
+    assert lease.cooldown_until() == pytest.approx(fake.now + 90 + 40)
+
+
+@pytest.mark.parametrize(
+    "note",
+    ['{"owner": "x", "seq": 1, "held": false, "cooldown_s": "soon"}', "[1]", "null",
+     '{"owner": "x", "seq": 1, "held": false, "cooldown_s": NaN}'],
+)  # fmt: skip
 def test_a_garbage_cooldown_note_is_no_note(note: str) -> None:
     store = DictStore("lease")
     store.values["lease"] = note
@@ -224,7 +361,7 @@ def test_an_absurd_cooldown_note_is_capped_by_the_workers_own_rule() -> None:
     cache = worker_cache(table, threading.Lock(), fake=fake)
     first = cache.get(Exchanges(fake))
     fake.now = first.expires_at - 200
-    table["lease"] = json.dumps({"owner": "x", "expires_at": 0, "cooldown_until": fake.now + 1e9})
+    table["lease"] = released("x", cooldown=1e9)
     assert cache.get(Exchanges(fake)) == first
     assert cache.retry_not_before == pytest.approx(fake.now + 40)  # min(60, 0.2 * 200), not the note's 1e9
 
@@ -242,15 +379,20 @@ def test_the_lease_outlives_a_whole_retried_fetch() -> None:
 
 def test_no_writable_store_means_no_waiting() -> None:
     slept: list[float] = []
-    lease = ExchangeLease(DictStore("lease", fail_writes=True), ttl=60, sleep=slept.append)
+    spawned: list[Callable[[], None]] = []
+    lease = ExchangeLease(DictStore("lease", fail_writes=True), ttl=60, sleep=slept.append, spawn=spawned.append)
     assert lease.claim() is True
-    assert slept == []
+    assert slept == [] and spawned == []
 
 
-def test_garbage_lease_is_no_lease() -> None:
+@pytest.mark.parametrize(
+    "record", ["not json", json.dumps({"owner": "old-version", "expires_at": 4e9}), held("x")[:-1]],
+    ids=["garbage", "another-format", "truncated"],
+)  # fmt: skip
+def test_garbage_lease_is_no_lease(record: str) -> None:
     store = DictStore("lease")
-    store.values["lease"] = "not json"
-    lease = ExchangeLease(store, ttl=60, settle=0)
+    store.values["lease"] = record
+    lease = ExchangeLease(store, ttl=60, settle=0, spawn=lambda renew: None)
     assert lease.claim() is True
     assert json.loads(store.values["lease"])["owner"] == lease.owner
 
@@ -263,11 +405,67 @@ def test_the_settle_delay_grows_with_a_slow_lease_write() -> None:
             fake.now += 0.2  # the write takes 0.2 s
             return super().write(value)
 
-    lease = ExchangeLease(SlowWrites("lease"), ttl=60, settle=0.05, clock=fake, sleep=fake.sleep)
-    assert lease.claim() is True
-    assert fake.slept == [pytest.approx(0.6)]  # three times the write rather than the fixed 0.05
+    def lease(**kwargs: float) -> ExchangeLease:
+        return ExchangeLease(
+            SlowWrites("lease"), ttl=60, monotonic=fake, sleep=fake.sleep, spawn=lambda renew: None, **kwargs
+        )
 
-    very_slow = ExchangeLease(SlowWrites("lease"), ttl=60, settle=0.05, settle_max=0.3, clock=fake, sleep=fake.sleep)
+    assert lease(settle=0.25).claim() is True
+    assert fake.slept == [pytest.approx(0.6)]  # three times the claim's read-write-read rather than 0.25
     fake.slept.clear()
-    very_slow.claim()
+    assert lease(settle=0.25, settle_max=0.3).claim() is True
     assert fake.slept == [0.3]  # at most settle_max
+
+
+def test_a_slow_claimant_settles_a_heartbeat_longer() -> None:
+    """Its claim took longer than the shortest settle: a rival may have won before it landed, so it waits for
+    that rival's renewal (every heartbeat) to overwrite it."""
+    fake = FakeTime()
+
+    class SlowWrites(DictStore):
+        def write(self, value: str) -> bool:
+            fake.now += 0.8
+            return super().write(value)
+
+    lease = ExchangeLease(
+        SlowWrites("lease"), ttl=60, heartbeat=2.0, monotonic=fake, sleep=fake.sleep, spawn=lambda renew: None
+    )
+    assert lease.claim() is True
+    assert fake.slept == [pytest.approx(min(3 * 0.8, 10) + 2.0 + 0.8)]
+
+
+def test_a_live_winners_renewal_beats_a_late_claim() -> None:
+    """The race a settle delay cannot see: B read "nobody holds it" before A claimed, but B's claim landed
+    after A had won. B's claim was slow, so B settles a heartbeat longer; A's renewal overwrites B's claim
+    meanwhile, and B loses instead of exchanging beside A."""
+    fake = FakeTime()
+    store = DictStore("lease")
+    renewals: list[Callable[[], None]] = []
+    a = ExchangeLease(store, ttl=60, monotonic=fake, sleep=fake.sleep, spawn=renewals.append, owner="a")
+    assert a.claim() is True  # A wins and starts renewing (its thread: renewals[0])
+    beats = iter([False, True])  # A's renewal thread: one heartbeat, then released
+    a.wait_beat = lambda stop, seconds: next(beats)
+
+    class LateClaim(DictStore):
+        """B's view: its first read happened before A claimed (empty), and its write takes 0.6 s to land."""
+
+        first_read = True
+
+        def read(self) -> str | None:
+            if self.first_read:
+                self.first_read = False
+                return None
+            return super().read()
+
+        def write(self, value: str) -> bool:
+            fake.now += 0.6
+            return super().write(value)
+
+    b_store = LateClaim("lease")
+    b_store.values = store.values
+    b = ExchangeLease(b_store, ttl=60, monotonic=fake, spawn=renewals.append, owner="b")
+    b.sleep = lambda seconds: (fake.sleep(seconds), renewals[0]())[0]  # type: ignore[func-returns-value]
+    assert b.claim() is False
+    assert json.loads(store.values["lease"])["owner"] == "a"
+    assert fake.slept[-1] == pytest.approx(min(3 * 0.6, 10) + 2.0 + 0.6)  # B's settle (after A's)
+    assert len(renewals) == 1  # only A holds
