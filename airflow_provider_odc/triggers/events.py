@@ -213,11 +213,13 @@ class OdcDeploymentEventTrigger(BaseEventTrigger):
                 finished = deployments.parse_date_time(item.get("finishedDateTime"))
                 if not key or finished is None or not self.wanted(item):
                     continue
-                stored = Cursor.parse(await self.cursor_store.read())  # another triggerer (HA failover)?
+                payload = await self._payload(item, finished)
+                # Another copy of this watcher (an HA failover) may have sent it: read the cursor last thing.
+                stored = Cursor.parse(await self.cursor_store.read())
                 if stored is not None and key in stored.delivered:
                     cursor = stored
                     continue
-                yield TriggerEvent(await self._payload(item, finished))  # type: ignore[no-untyped-call]
+                yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
                 cursor.advance(key, finished)
                 await self.cursor_store.write(cursor.dumps())
         finally:
