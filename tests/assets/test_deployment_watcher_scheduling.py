@@ -45,7 +45,7 @@ def wait_for_runs(stack: AirflowStack, count: int) -> list[dict[str, Any]]:
 
 
 def trigger_rows(stack: AirflowStack) -> list[tuple[Any, ...]]:
-    path = stack.sqlite_path()
+    path = stack.sqlite_path
     assert path is not None
     with sqlite3.connect(path) as db:
         return list(db.execute("SELECT id, classpath, kwargs, triggerer_id FROM trigger"))
