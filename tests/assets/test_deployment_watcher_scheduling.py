@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography.fernet import Fernet
 
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.triggers.events import Cursor, cursor_variable_key
@@ -123,7 +124,8 @@ def test_each_portal_deployment_runs_the_dag_once_across_a_triggerer_restart(
 
             rows = trigger_rows(stack)
             assert [row[1] for row in rows] == ["airflow_provider_odc.triggers.events.OdcDeploymentEventTrigger"]
-            stored = str(rows[0][2])
+            encrypted = str(rows[0][2]).strip('"')  # Airflow encrypts trigger kwargs at rest: read them as it does
+            stored = Fernet(stack.fernet_key().encode()).decrypt(encrypted.encode()).decode()
             assert "odc_default" in stored and production.key in stored
             client_secret = json.loads(odc_emulator.connection_json())["password"]
             assert client_secret not in stored
