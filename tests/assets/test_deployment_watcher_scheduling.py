@@ -23,7 +23,7 @@ from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.triggers.events import Cursor, cursor_variable_key
 from devtools.stack import AirflowStack
 
-from ..poller.conftest import start_deployments
+from ..poller.conftest import LIST_ROUTE, start_deployments
 from ._smoke_target import smoke_target
 from .test_asset_scheduling import STAGE_DOMAINS, runs_of
 
@@ -55,6 +55,15 @@ def trigger_rows(stack: AirflowStack) -> list[tuple[Any, ...]]:
 def cursor_of(stack: AirflowStack, key: str) -> Cursor | None:
     resp = stack.rest("GET", f"/api/v2/variables/{key}")
     return Cursor.parse(resp.json()["value"]) if resp.ok else None
+
+
+def ended(emulator: Any, key: str) -> bool:
+    return emulator.state.release.get_operation("deployment", key)["status"] == "Finished"
+
+
+def list_reads(emulator: Any) -> int:
+    """The deployment list reads the emulator served (each scan of the watcher makes one)."""
+    return int(emulator.stats()["api_calls"].get(LIST_ROUTE, 0))
 
 
 def wait_until(probe: Any, what: str, stack: AirflowStack, timeout: float = RUN_WAIT) -> Any:
@@ -102,7 +111,7 @@ def test_each_portal_deployment_runs_the_dag_once_across_a_triggerer_restart(
 
             stack.stop_component("triggerer")
             keys += start_deployments(odc_emulator, 1, durations=[1.0], stage=production.key)  # nobody watches
-            time.sleep(3)  # it ends while no triggerer runs (emulator clock; nothing polls it meanwhile)
+            wait_until(lambda: ended(odc_emulator, keys[-1]), "the deployment's end", stack)  # with no triggerer
             stack.restart_component("triggerer")
             wait_for_runs(stack, 2)
 
@@ -110,7 +119,8 @@ def test_each_portal_deployment_runs_the_dag_once_across_a_triggerer_restart(
             runs = wait_for_runs(stack, 3)
             # Exactly once: wait for scans past the last end (the cursor moved past it), then count again.
             wait_until(lambda: keys[-1] in (cursor_of(stack, cursor_key) or Cursor(0)).delivered, "cursor", stack)
-            time.sleep(10)  # five more 2 s scans that re-read the same ends
+            scans = list_reads(odc_emulator)
+            wait_until(lambda: list_reads(odc_emulator) >= scans + 5, "five more scans", stack)  # re-reading the ends
             runs = wait_for_runs(stack, 3)
             assert len(runs) == 3, runs
             seen = []
