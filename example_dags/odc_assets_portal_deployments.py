@@ -9,6 +9,11 @@ emit), asks ODC for the app's URL on that stage, checks that it answers, and rep
 Set your portal and Production stage key below or through the environment (``ODC_PORTAL_DOMAIN``,
 ``ODC_PRODUCTION_STAGE_KEY``). The trigger's kwargs hold the connection id, the stage and the filters, no
 secret; its cursor lives in an Airflow Variable named ``odc_deploy_watch_cursor__<hash>``.
+
+Deploy this example **or** ``odc_assets_smoke_checks``, not both on the same stage: Airflow takes an
+Asset's watchers from the DAG file it parsed last, and that file names the same stage Asset without the
+watcher (which would detach it). In your own DAGs, define the watched Asset once and import it. With the
+watcher on, a deploy by an ``odc`` operator is seen twice (the operator's event and the watcher's).
 """
 
 from __future__ import annotations
