@@ -9,14 +9,17 @@ The desired state (from an HR or IdP feed) is plain JSON, so a ``@task`` can ret
      "groups": [{"name": "Claims agents", "stage": "Production", "members": ["ana@example.com"],
                  "application_roles": [{"asset": "<asset key or name>", "role": "User"}]}],
      "managed_organization_roles": ["Tech lead"],
-     "managed_application_roles": [{"asset": "...", "stage": "QA", "role": "Manager"}]}
+     "managed_application_roles": [{"asset": "...", "stage": "QA", "role": "Manager"}],
+     "managed_groups": [{"name": "Claims interns", "stage": "Production"}]}
 
 What the sync owns, and so may take away: the users whose email domain is one of ``domains`` (all users
 when none are given), the organization and application roles the desired state names (plus the
 ``managed_*`` ones: a role nobody should hold any more), and the groups it names (their directly
-assigned members and their roles). Everything else is left alone. An active user the feed no longer
-lists is deactivated (or deleted), losing the sync's roles; that share of the active users in scope is the
-blast radius the operator bounds. One already inactive only loses the sync's roles.
+assigned members and their roles) or lists in ``managed_groups``. Everything else is left alone. An active
+user the feed no longer lists is deactivated (or deleted), losing the sync's roles; that share of the active
+users in scope is the blast radius the operator bounds. One already inactive only loses the sync's roles.
+A managed group that ``groups`` does not list is deleted (``DELETE /groups/{key}``); the share of the
+existing groups the sync owns that a plan deletes is bounded the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from airflow_provider_odc.exceptions import OdcError
 
 RemovalMode = Literal["deactivate", "delete"]
 REMOVALS = ("deactivate_user", "delete_user")
+GROUP_REMOVALS = ("delete_group",)
 
 
 def _fail(what: str) -> OdcError:
@@ -93,6 +97,19 @@ class DesiredUser:
     application_roles: tuple[RoleRef, ...]
 
 
+@dataclass(frozen=True, order=True)
+class GroupRef:
+    """A group the sync owns: its name and stage (key or name) as the desired state gives them."""
+
+    name: str
+    stage: str
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> GroupRef:
+        item = _object(value, where, {"name", "stage"})
+        return cls(name=_text(item.get("name"), f"{where}.name"), stage=_text(item.get("stage"), f"{where}.stage"))
+
+
 @dataclass(frozen=True)
 class DesiredGroup:
     name: str
@@ -109,11 +126,14 @@ class DesiredAccess:
     groups: tuple[DesiredGroup, ...] = ()
     managed_organization_roles: tuple[str, ...] = ()
     managed_application_roles: tuple[RoleRef, ...] = ()
+    managed_groups: tuple[GroupRef, ...] = ()  # owned; deleted unless ``groups`` lists them
 
     @classmethod
     def from_json(cls, value: Any) -> DesiredAccess:
         top = _object(
-            value, "the desired state", {"users", "groups", "managed_organization_roles", "managed_application_roles"}
+            value,
+            "the desired state",
+            {"users", "groups", "managed_organization_roles", "managed_application_roles", "managed_groups"},
         )
         users: dict[str, DesiredUser] = {}
         for n, raw in enumerate(_list(top.get("users"), "users")):
@@ -171,6 +191,10 @@ class DesiredAccess:
                 RoleRef.from_json(r, f"managed_application_roles[{i}]")
                 for i, r in enumerate(_list(top.get("managed_application_roles"), "managed_application_roles"))
             ),
+            managed_groups=tuple(
+                GroupRef.from_json(g, f"managed_groups[{i}]")
+                for i, g in enumerate(_list(top.get("managed_groups"), "managed_groups"))
+            ),
         )
 
     def organization_role_names(self) -> set[str]:
@@ -181,7 +205,8 @@ class DesiredAccess:
         return refs | {r for g in self.groups for r in g.application_roles}
 
     def stage_names(self) -> set[str]:
-        return {r.stage for r in self.application_role_refs()} | {g.stage for g in self.groups}
+        groups = {g.stage for g in self.groups} | {g.stage for g in self.managed_groups}
+        return {r.stage for r in self.application_role_refs()} | groups
 
 
 @dataclass(frozen=True)
@@ -240,6 +265,7 @@ class AccessPlan:
 
     changes: tuple[Change, ...]
     users_in_scope: int  # active users the sync owns now
+    groups_in_scope: int = 0  # existing groups the sync owns now (named in groups or managed_groups)
 
     @property
     def removals(self) -> int:
@@ -248,6 +274,14 @@ class AccessPlan:
     @property
     def removal_share(self) -> float:
         return self.removals / self.users_in_scope if self.users_in_scope else 0.0
+
+    @property
+    def group_removals(self) -> int:
+        return sum(1 for change in self.changes if change.action in GROUP_REMOVALS)
+
+    @property
+    def group_removal_share(self) -> float:
+        return self.group_removals / self.groups_in_scope if self.groups_in_scope else 0.0
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(change.action for change in self.changes).items()))
@@ -258,13 +292,22 @@ class AccessPlan:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def refusal(self, max_removal_share: float, allow_mass_removal: bool) -> str | None:
-        """Why the blast-radius guard refuses the plan, or None."""
-        if allow_mass_removal or self.removals == 0 or self.removal_share <= max_removal_share:
+        """Why the blast-radius guard refuses the plan, or None: too many users or too many groups removed."""
+        if allow_mass_removal:
+            return None
+        over = [
+            f"{n} of {total} {what} in scope ({share:.0%})"
+            for n, total, share, what in (
+                (self.removals, self.users_in_scope, self.removal_share, "users"),
+                (self.group_removals, self.groups_in_scope, self.group_removal_share, "groups"),
+            )
+            if n and share > max_removal_share
+        ]
+        if not over:
             return None
         return (
-            f"the plan removes {self.removals} of {self.users_in_scope} users in scope "
-            f"({self.removal_share:.0%}), more than max_removal_share={max_removal_share:.0%}. Check the feed; "
-            "if this is intended, set allow_mass_removal=True."
+            f"the plan removes {' and '.join(over)}, more than max_removal_share={max_removal_share:.0%}. "
+            "Check the feed; if this is intended, set allow_mass_removal=True."
         )
 
     def summary(self, *, dry_run: bool, refused: str | None, sample: int = 20) -> dict[str, Any]:
@@ -277,6 +320,9 @@ class AccessPlan:
             "users_in_scope": self.users_in_scope,
             "removals": self.removals,
             "removal_share": round(self.removal_share, 4),
+            "groups_in_scope": self.groups_in_scope,
+            "group_removals": self.group_removals,
+            "group_removal_share": round(self.group_removal_share, 4),
             "refused": refused,
             "sample": [change.describe() for change in self.changes[:sample]],
         }
@@ -372,8 +418,16 @@ def plan_access(
                 labels = tuple(names.get(i, i) for i in ordered)
                 group_changes.append(Change(action, subject, state.key, ordered, labels=labels))
 
+    kept = {(g.name.casefold(), resolved.stages[g.stage]) for g in desired.groups}
+    for ref in sorted(desired.managed_groups):
+        ident = (ref.name.casefold(), resolved.stages[ref.stage])
+        state = current.groups.get(ident)
+        if ident not in kept and state is not None:
+            kept.add(ident)  # listed twice: deleted once
+            removals.append(Change("delete_group", f"{ref.name}@{ref.stage}", state.key))
+
     active_in_scope = sum(1 for user in current.users.values() if user.is_active)
-    return AccessPlan((*creates, *updates, *grants, *group_changes, *removals), active_in_scope)
+    return AccessPlan((*creates, *updates, *grants, *group_changes, *removals), active_in_scope, len(current.groups))
 
 
 def check_scope(desired: DesiredAccess, domains: Iterable[str] | None) -> None:

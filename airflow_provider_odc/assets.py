@@ -14,7 +14,7 @@ Airflow 3 has no Asset patterns, and an ``AssetAlias`` in a consumer's ``schedul
 a producer names at parse time; the operators' asset, stage and revision are templated (not known at
 parse time). So each operator carries one fixed alias outlet, :data:`ODC_EVENTS_ALIAS`, and attaches the
 concrete assets above to it at runtime (Airflow creates them on first use); consumers schedule on the
-concrete assets. The event's extra (:class:`OdcEventSubject.extra`) holds keys, names, revision, build and
+concrete assets. The event's extra (``OdcEventSubject.extra``) holds keys, names, revision, build and
 operation keys: values ODC returned, never a token or a secret.
 """
 

@@ -1,9 +1,12 @@
-"""A governed release: ODC's impact analysis gates each deploy, QA first, then Production.
+"""A governed release: ODC's impact analysis and code analysis gate the deploys, QA first, then Production.
 
 Before each deploy, ``OdcImpactAnalysisOperator`` asks ODC what deploying this revision to that stage would
 break (consumers left with missing or incompatible elements, name collisions, ...). Errors fail the gate,
 so nothing is deployed; every finding is in the gate's log and a compact summary is in its XCom
-(``impact_summary``). Every wait is deferrable: no worker slot is held while ODC builds, analyses or deploys.
+(``impact_summary``). Before the QA deploy, ``OdcCodeQualityGateOperator`` runs ODC's code analysis of the
+revision and stops the release on a Critical finding or a quality score below 80; the most severe findings
+and their patterns are in its log, its summary in its XCom (``return_value``). Every wait is deferrable: no
+worker slot is held while ODC builds, analyses or deploys.
 
 Trigger it with ``{"asset": "<app name or key>", "revision": "latest" | "highest-tag" | <number>}``.
 """
@@ -14,6 +17,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
+from airflow_provider_odc.operators.code_quality import OdcCodeQualityGateOperator
 from airflow_provider_odc.operators.impact import OdcImpactAnalysisOperator
 from airflow_provider_odc.operators.lifecycle import OdcBuildOperator, OdcDeployOperator
 
@@ -23,7 +27,7 @@ BUILD_KEY = "{{ ti.xcom_pull(task_ids='build') }}"
 
 with DAG(
     dag_id="odc_governed_release",
-    description="Impact-gated release of an ODC app revision: QA, then Production",
+    description="Impact- and quality-gated release of an ODC app revision: QA, then Production",
     schedule=None,
     start_date=datetime(2025, 1, 1),
     catchup=False,
@@ -38,10 +42,14 @@ with DAG(
         task_id="impact_gate_qa", asset=ASSET, revision=REVISION, stage="QA", deferrable=True
     )
 
-    # ---- CODE-QUALITY GATE: insert here (another change adds it; this DAG does not define one) ----------
-    # It goes between the QA impact gate and the QA deploy: impact_qa >> <code quality gate> >> deploy_qa.
-    # -----------------------------------------------------------------------------------------------------
-
+    quality = OdcCodeQualityGateOperator(
+        task_id="quality_gate",
+        asset=ASSET,
+        revision=REVISION,
+        max_critical=0,  # any Critical finding stops the release
+        min_quality_score=80,  # and so does a score below 80
+        deferrable=True,
+    )
     deploy_qa = OdcDeployOperator(
         task_id="deploy_to_qa", asset=ASSET, revision=REVISION, build_key=BUILD_KEY, stage="QA", deferrable=True
     )
@@ -62,4 +70,4 @@ with DAG(
         deferrable=True,
     )
 
-    build >> impact_qa >> deploy_qa >> impact_production >> deploy_production
+    build >> impact_qa >> quality >> deploy_qa >> impact_production >> deploy_production

@@ -49,9 +49,16 @@ JOB_KINDS: dict[str, JobKind] = {
 # Analyses that finish, but with findings of this severity (the report's status says so).
 FINDINGS = {"_errors": ("ErrorsFound", "Error"), "_warnings": ("WarningsFound", "Warning")}
 ANALYSES = ("deployment_analysis", "deletion_analysis")
+# The other failure statuses the specs give a kind: ``fail_next(name)`` ends the next job of that kind so.
+OTHER_FAILURES: dict[str, tuple[str, str]] = {
+    "generated_code_timed_out": ("generated_code", "TimedOut"),
+    "external_library_download_error": ("external_library", "DownloadError"),
+    "code_analysis_timeout": ("code_analysis", "Timeout"),  # the spec's status is a free string
+}
 FAILURE_KINDS: tuple[str, ...] = (
     *JOB_KINDS,
     *(f"{analysis}{suffix}" for analysis in ANALYSES for suffix in FINDINGS),
+    *OTHER_FAILURES,
 )
 MOBILE_PLATFORMS = ("Android", "iOS")
 MAX_BULK_RECORDS = 100
@@ -75,6 +82,8 @@ class JobRecord:
     def status(self, now: float) -> str:
         kind = JOB_KINDS[self.kind]
         if now >= self.finished_at:
+            if self.outcome in OTHER_FAILURES:
+                return OTHER_FAILURES[self.outcome][1]
             return kind.failure if self.outcome == self.kind else kind.success
         if self.duration <= 0:
             return kind.running[-1]
@@ -85,11 +94,11 @@ class JobRecord:
         return now >= self.finished_at
 
     def failed(self, now: float) -> bool:
-        return self.finished(now) and self.outcome == self.kind
+        return self.finished(now) and (self.outcome == self.kind or self.outcome in OTHER_FAILURES)
 
     def findings(self) -> tuple[str, str] | None:
         """``(report status, issue severity)`` of an analysis that finished with findings."""
-        if self.outcome is None or self.outcome == self.kind:
+        if self.outcome is None or self.outcome == self.kind or self.outcome in OTHER_FAILURES:
             return None
         return FINDINGS[self.outcome[len(self.kind) :]]
 
@@ -131,7 +140,7 @@ def render_generated_code(job: JobRecord, now: float) -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "uri": None, "errors": None}
     if status == "Finished":
         body["uri"] = f"https://downloads.odc-emulator.test/generated-code/{job.details['buildKey']}.zip"
-    elif status == "Failed":
+    elif job.failed(now):  # Failed or TimedOut
         when = format_timestamp(job.finished_at)
         body["errors"] = [{"timestamp": when, "severity": "Error", "message": text} for text in job.messages]
     return body
@@ -385,6 +394,7 @@ class LongRunningJobs:
     def _take_job_failure_locked(self, kind: str) -> tuple[str | None, tuple[str, ...]]:
         """The oldest pending ``fail_next`` that applies to a new ``kind`` job (its own kind or findings)."""
         wanted = {kind, *(f"{kind}{suffix}" for suffix in FINDINGS)} if kind in ANALYSES else {kind}
+        wanted |= {name for name, (of, _) in OTHER_FAILURES.items() if of == kind}
         taken = self._release.take_failure_locked(wanted)
         return (None, ()) if taken is None else taken
 

@@ -3,9 +3,9 @@ and the sync's two halves: ``read_access`` (resolve the desired state's names, r
 ``apply_access_plan`` (bulk creation, then per-item writes, removals last).
 
 Calls per sync: one page of 100 per list (users in scope, organization roles, the application roles of each
-named asset, groups), one or two reads per user in scope that ODC says has roles, and two per managed
-group; writes one per change. The identity API allows 100 calls a minute (``POST /users/bulk``: 5); the
-client waits a 429 out, so a large sync is slow, not failed.
+named asset, groups), one or two reads per user in scope that ODC says has roles, and two per existing
+group the sync names or manages; writes one per change. The identity API allows 100 calls a minute
+(``POST /users/bulk``: 5); the client waits a 429 out, so a large sync is slow, not failed.
 """
 
 from __future__ import annotations
@@ -164,6 +164,10 @@ class AccessHookMixin:
     def delete_user(self, user_key: str) -> None:
         self._odc.request("DELETE", access.user_path(user_key))
 
+    def delete_group(self, group_key: str) -> None:
+        """Manage end-user groups; the group's members lose the roles it gave them."""
+        self._odc.request("DELETE", access.group_path(group_key))
+
     def create_group(self, name: str, stage_key: str, user_keys: list[str], role_keys: list[str]) -> str:
         """Manage end-user groups; returns the new group's key."""
         body = self._odc.request_json(
@@ -219,6 +223,7 @@ class AccessHookMixin:
                 app_held[user.key] = frozenset({r.key for r in roles} & managed_app)
         groups: dict[tuple[str, str], GroupState] = {}
         wanted_groups = {(g.name.casefold(), stage_keys[g.stage]) for g in desired.groups}
+        wanted_groups |= {(g.name.casefold(), stage_keys[g.stage]) for g in desired.managed_groups}
         if wanted_groups:
             for group in self.list_groups(stage_keys=sorted({stage for _, stage in wanted_groups})):
                 ident = (group.name.casefold(), group.stage_key or "")
@@ -319,6 +324,8 @@ class AccessHookMixin:
             add = list(change.items) if action == "add_group_roles" else []
             remove = list(change.items) if action == "remove_group_roles" else []
             hook.patch_group_roles(change.key or groups[subject], add=add, remove=remove)
+        elif action == "delete_group" and change.key:
+            hook.delete_group(change.key)
         else:  # pragma: no cover - plan_access makes only the actions above
             raise OdcError(f"Unknown access change {action!r}.")
 

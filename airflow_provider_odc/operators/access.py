@@ -2,9 +2,11 @@
 
 ``OdcSyncAccessOperator`` reads what the sync owns, plans the difference (``access_sync.plan_access``) and
 applies it: new users with ``POST /users/bulk``, then one write per role, group or user change, removals
-last. ``plan_only=True`` is the dry run: it reports the plan and changes nothing. A second run with the
-same desired state plans nothing. A plan that would remove more than ``max_removal_share`` of the users in
-scope is refused unless ``allow_mass_removal=True`` (a truncated HR feed must not empty the tenant).
+last (deactivated or deleted users, deleted ``managed_groups``). ``plan_only=True`` is the dry run: it
+reports the plan and changes nothing. A second run with the same desired state plans nothing. A plan that
+would remove more than ``max_removal_share`` of the users in scope, or delete more than that share of the
+groups the sync owns, is refused unless ``allow_mass_removal=True`` (a truncated HR feed must not empty the
+tenant).
 
 What it returns (XCom) is small and holds no secrets: counts per action, the removal share, the plan's
 digest and the first few changes as text. The full plan is in the task log.
@@ -50,8 +52,8 @@ class OdcSyncAccessOperator(OperationWaiter, BaseOperator):
         Templated.
     :param plan_only: the dry run: report the plan, change nothing. Templated. Default False.
     :param removal: ``"deactivate"`` (default; reversible) or ``"delete"`` users the feed no longer lists.
-    :param max_removal_share: the largest share (0..1) of active users in scope one run may remove.
-        Default 0.1.
+    :param max_removal_share: the largest share (0..1) of active users in scope one run may remove, and
+        of the existing groups it owns one run may delete. Default 0.1.
     :param allow_mass_removal: apply a plan beyond ``max_removal_share`` anyway. Default False.
     :param expect_digest: apply only if the plan's digest is this one (the digest of a reviewed dry run);
         the state changed since otherwise. Templated.

@@ -261,12 +261,18 @@ def test_requests_and_answers_match_the_identity_spec(
     with pytest.raises(OdcApiError) as unknown:
         hook.request("GET", "/api/identity/v1/users/6f1f1e0c-8a9e-4a51-9c51-3f5a0f7a2b11")
     assert unknown.value.status == 404
-    bodies, answers = set(), set()
+    (group,) = fast.state.access.snapshot()["groups"].values()
+    hook.delete_group(group["key"])  # what the sync sends for a managed group the feed dropped
+    with pytest.raises(OdcApiError) as gone:
+        hook.delete_group(group["key"])
+    assert gone.value.status == 404
+    bodies, answers, sent = set(), set(), set()
     for method, path, body, response in exchanges:
         route = spec_route(contract, path)
         assert route is not None, f"{method} {path} is not in the official specs"
         spec, base, template = route
         operation = spec["paths"][template][method.lower()]
+        sent.add(f"{method} {template} {response.status_code}")
         if body is not None:
             contract.validate_schema(spec, operation["requestBody"]["content"]["application/json"]["schema"], body)
             bodies.add(f"{method} {template}")
@@ -295,7 +301,9 @@ def test_requests_and_answers_match_the_identity_spec(
         "POST /groups",
         "POST /users/{key}/organization-roles/{roleKey}",  # the 400
         "GET /users/{key}",  # the 404
+        "DELETE /groups/{key}",  # the 404
     }
+    assert {"DELETE /groups/{key} 204", "DELETE /groups/{key} 404"} <= sent
 
 
 def user_role_sync_dag() -> Any:

@@ -133,3 +133,34 @@ def test_applying_the_plan_leaves_nothing_to_plan(held, keep, want, team, has_gr
 def test_a_plan_without_removals_is_never_refused() -> None:
     plan = AccessPlan((), users_in_scope=0)
     assert plan.refusal(0.0, False) is None and replace(plan).removal_share == 0.0
+
+
+TEAMS = ["Agents", "Reviewers", "Interns", "Auditors"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.sampled_from(TEAMS)), st.sets(st.sampled_from(TEAMS)), st.sets(st.sampled_from(TEAMS)), st.booleans())
+def test_exactly_the_managed_groups_the_feed_dropped_are_deleted(exist, named, managed, twice) -> None:  # type: ignore[no-untyped-def]
+    """Existing groups the sync owns (named or managed) are read; the plan deletes exactly the managed ones
+    the feed does not name, creates the named ones missing, and applied, leaves nothing to plan."""
+    owned = named | managed
+    groups = {(t.casefold(), "stage-prd"): GroupState(f"g-{t}", frozenset(), frozenset()) for t in exist & owned}
+    listed = sorted(managed) * (2 if twice else 1)  # a team listed twice is deleted once
+    desired = DesiredAccess.from_json(
+        {
+            "users": [],
+            "groups": [{"name": t, "stage": "Production"} for t in sorted(named)],
+            "managed_groups": [{"name": t, "stage": "Production"} for t in listed],
+        }
+    )
+    plan = plan_access(desired, RESOLVED, CurrentAccess({}, {}, {}, groups))
+    deleted = {c.key for c in plan.changes if c.action == "delete_group"}
+    assert deleted == {f"g-{t}" for t in (exist & managed) - named}
+    assert plan.group_removals == len(deleted) and plan.groups_in_scope == len(exist & owned)
+    assert {c.labels[0] for c in plan.changes if c.action == "create_group"} == named - exist
+    after = {ident: state for ident, state in groups.items() if state.key not in deleted}
+    after |= {(t.casefold(), "stage-prd"): GroupState(f"g-{t}", frozenset(), frozenset()) for t in named - exist}
+    assert plan_access(desired, RESOLVED, CurrentAccess({}, {}, {}, after)).changes == ()
+    refused = plan.refusal(0.5, False)
+    assert (refused is not None) == (plan.group_removal_share > 0.5)
+    assert plan.refusal(0.5, True) is None

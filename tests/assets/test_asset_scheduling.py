@@ -32,6 +32,12 @@ def runs_of(stack: AirflowStack, dag_id: str) -> list[dict[str, Any]]:
     return list(stack._paged(f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs"))
 
 
+def listed_assets(stack: AirflowStack) -> dict[str, dict[str, Any]]:
+    """The odc:// assets the REST API lists (what the UI's asset view shows), by URI."""
+    page = stack.rest("GET", "/api/v2/assets", params={"uri_pattern": "odc://", "limit": 100}).json()
+    return {a["uri"]: a for a in page["assets"]}
+
+
 def wait_for_first_run(stack: AirflowStack, dag_id: str, timeout: float = 240) -> dict[str, Any]:
     """The DAG's first run, once it has ended (the scheduler creates it from the Asset event)."""
     deadline = time.monotonic() + timeout
@@ -83,10 +89,13 @@ def test_consumer_runs_once_after_a_production_deploy(tmp_path: Path, odc_emulat
             # The events the producer emitted, as the API (and the UI's asset view) shows them.
             stage_uri = odc_stage_asset(portal, production.key).uri
             app_uri = odc_asset(portal, production.key, app["assetKey"]).uri
-            assets = {
-                a["uri"]: a
-                for a in stack.rest("GET", "/api/v2/assets", params={"uri_pattern": "odc://"}).json()["assets"]
-            }
+            # The per-app asset is created at run time (through the alias); the API lists it once the
+            # scheduler's next asset pass has marked it active (every 60 s by default).
+            assets = listed_assets(stack)
+            deadline = time.monotonic() + 150
+            while not {stage_uri, app_uri} <= set(assets) and time.monotonic() < deadline:
+                time.sleep(1)
+                assets = listed_assets(stack)
             assert {stage_uri, app_uri} <= set(assets)
             events = stack.rest("GET", "/api/v2/assets/events", params={"asset_id": assets[stage_uri]["id"]}).json()
             assert events["total_entries"] == 1

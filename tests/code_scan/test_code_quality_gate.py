@@ -102,11 +102,14 @@ def test_the_gate_defers_and_judges_after_resuming(fast_emulator: Any) -> None:
     assert result["passed"] is True and result["counts"]["Critical"] == 1
 
 
-def test_a_failed_analysis_fails_with_its_status(fast_emulator: Any) -> None:
+def test_a_failed_or_timed_out_analysis_fails_with_its_status(fast_emulator: Any) -> None:
     app = app_with_builds(fast_emulator)
     fast_emulator.fail_next("code_analysis")
     with pytest.raises(OdcOperationFailed, match="ended with status Failed"):
         run_operator(gate(app["name"]))
+    fast_emulator.fail_next("code_analysis_timeout")
+    with pytest.raises(OdcOperationFailed, match="ended with status Timeout"):
+        run_operator(gate(app["name"], deferrable=True))
 
 
 def test_bad_thresholds_are_refused_at_parse_time() -> None:

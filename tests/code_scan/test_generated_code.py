@@ -19,7 +19,9 @@ from airflow_provider_odc.exceptions import OdcError, OdcOperationFailed
 from airflow_provider_odc.hooks.odc import OdcHook
 from airflow_provider_odc.operators.generated_code import OdcGeneratedCodeOperator, OdcSourceCodeDownloadOperator
 
+from ..emulator.conftest import OpenApiContract
 from ..hook.test_secret_hygiene import airflow_masking_off  # noqa: F401  # a fixture
+from ..lifecycle.test_conformance import contract, spec_route  # noqa: F401  # contract is a fixture
 from .conftest import SPEEDY, app_with_builds, run_operator
 
 
@@ -212,3 +214,23 @@ def test_a_presigned_url_is_registered_with_airflows_masker_when_read(fast_emula
     assert redact(f'"GET {parts.path}?{parts.query} HTTP/1.1"') == '"GET *** HTTP/1.1"'
     source = hook.get_source_code(app["assetKey"], 1)
     assert source.url and redact(source.url) == "***" and source.url not in repr(source)
+
+
+def test_a_timed_out_package_fails_with_its_status_and_what_odc_said(
+    fast_emulator: Any,
+    tmp_path: Path,
+    contract: OpenApiContract,  # noqa: F811
+) -> None:
+    app = app_with_builds(fast_emulator)
+    fast_emulator.fail_next("generated_code_timed_out", messages=["Packaging took longer than 30 minutes."])
+    build_key = release_build(app)
+    with pytest.raises(OdcOperationFailed, match="TimedOut") as caught:
+        run_operator(operator(str(tmp_path / "x.zip"), build_key=build_key))
+    assert "Packaging took longer than 30 minutes." in str(caught.value)
+    assert not (tmp_path / "x.zip").exists()
+    path = f"/api/builds/v1/build-operations/{build_key}/generated-code"
+    answer = OdcHook().request_json("GET", path)
+    assert answer["status"] == "TimedOut" and answer["errors"][0]["message"] == "Packaging took longer than 30 minutes."
+    route = spec_route(contract, path)
+    assert route is not None
+    contract.validate(route[1] + route[2], "GET", 200, answer)

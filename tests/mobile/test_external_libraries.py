@@ -177,3 +177,12 @@ def test_a_storage_hiccup_is_retried_from_the_start_of_the_file(
     with pytest.raises(OdcError, match=r"HTTP 503 \(InternalError\)") as caught:
         OdcHook().upload_library_package(str(package(tmp_path)))
     assert "X-Amz" not in str(caught.value) and len(waits) == 3
+
+
+def test_a_download_error_fails_with_odcs_status_and_messages(fast: Any, tmp_path: Path) -> None:
+    """``DownloadError``, the spec's other failed generation (ODC could not fetch the uploaded package)."""
+    fast.fail_next("external_library_download_error", messages=["The uploaded package could not be read."])
+    with pytest.raises(OdcOperationFailed) as caught:
+        run(upload(str(package(tmp_path))))
+    assert "ended with status DownloadError" in str(caught.value)
+    assert "The uploaded package could not be read." in str(caught.value)
