@@ -70,8 +70,9 @@ def cursor_variable_key(odc_conn_id: str, stage_key: str, filters: dict[str, Any
 
 
 def event_extra(extra: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`OdcEventSubject` extra of an Asset event, from an operator (the extra itself) or from
-    this trigger (Airflow wraps a watcher's payload as ``{"from_trigger": True, "payload": ...}``)."""
+    """The :class:`~airflow_provider_odc.assets.OdcEventSubject` extra of an Asset event, from an operator (the
+    extra itself) or from this trigger (Airflow wraps a watcher's payload as ``{"from_trigger": True, "payload":
+    ...}``)."""
     payload = extra.get("payload") if extra.get("from_trigger") else None
     return dict(payload) if isinstance(payload, dict) else dict(extra)
 
@@ -263,4 +264,4 @@ class OdcDeploymentEventTrigger(BaseEventTrigger):
         return self._stage_name
 
 
-__all__ = ["OdcDeploymentEventTrigger", "cursor_variable_key", "event_extra"]
+__all__ = ["CursorStore", "OdcDeploymentEventTrigger", "VariableCursorStore", "cursor_variable_key", "event_extra"]
