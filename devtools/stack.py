@@ -166,6 +166,7 @@ class AirflowStack:
         #: Seconds from the start of the last ``start()`` to the end of each phase (migrate, healthy, parsed).
         self.timings: dict[str, float] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._started_as: dict[str, tuple[list[str], list[str] | None, Mapping[str, str] | None]] = {}
         self._session = requests.Session()
         self._token: str | None = None
         # The JWT secret `db migrate` generates is 24 bytes, and PyJWT warns about it on every token.
@@ -286,7 +287,8 @@ class AirflowStack:
         """
         if name in self._procs:
             raise AirflowStackError(f"a component named {name!r} is already running")
-        with open(self.components_dir / f"{name}.log", "wb") as out:
+        self._started_as[name] = (args, prefix, env)
+        with open(self.components_dir / f"{name}.log", "ab") as out:
             self._procs[name] = subprocess.Popen(
                 [*(prefix or []), *self.airflow_cmd, *args],
                 env={**self.environment(), **(env or {})},
@@ -366,6 +368,28 @@ class AirflowStack:
         with contextlib.suppress(ValueError):
             return Path(filename).resolve().relative_to(self.dags_folder).as_posix()
         return filename
+
+    def stop_component(self, name: str, grace: float = 10.0) -> None:
+        """SIGTERM one component's process group (SIGKILL after ``grace``), as an operator's restart would."""
+        proc = self._procs.pop(name)
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+    def restart_component(self, name: str) -> None:
+        """Start a component stopped by :meth:`stop_component` again, with the arguments it first had."""
+        args, prefix, env = self._started_as[name]
+        self.start_component(name, args, prefix=prefix, env=env)
+
+    def restart_triggerer(self) -> None:
+        """Stop the triggerer and start a new one (its triggers are rebuilt from their kwargs)."""
+        self.stop_component("triggerer")
+        self.restart_component("triggerer")
 
     def stop(self, grace: float = 3.0) -> None:
         """Terminate every component and everything it started. Safe to call more than once.

@@ -339,13 +339,16 @@ class OperationPoller:
         stage_key: str | None = None,
         statuses: tuple[str, ...] = deployments.TERMINAL_STATUSES,
         schedule: PollSchedule | None = None,
+        delivered: dict[str, float] | None = None,
     ) -> Watch:
         """Every operation of this kind (of ``stage_key``, if given) that ends at or after ``since`` (epoch
         seconds on ODC's clock, e.g. a stored cursor), delivered once each in ``Watch.queue``, oldest end
-        first, by the same scans as the waits. ``unwatch`` it in the watcher's cleanup."""
+        first, by the same scans as the waits. ``delivered`` (key -> end) are ends a previous watcher already
+        handed out (a resumed cursor): not delivered again. ``unwatch`` it in the watcher's cleanup."""
         if self.list_endpoint is None:
             raise ValueError(f"ODC {self.kind.name} operations have no list to watch.")
         watch = Watch(stage_key, statuses, since, schedule or PollSchedule(), asyncio.Queue())
+        watch.delivered.update({key.lower(): end for key, end in (delivered or {}).items()})
         self._watches.append(watch)
         self._wake.set()
         self.ensure_running()
