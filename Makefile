@@ -66,11 +66,13 @@ docs: $(DOCS_STAMP)
 
 # Line coverage of the provider outside the emulator, from the in-process suites (unit, hook, fault matrix,
 # lifecycle, dag.test(), governance, assets, pacing, poller); code that runs only in subprocesses (real
-# scheduler, triggerer, second processes) is not counted, so the figure is a floor.
+# scheduler, triggerer, second processes) is not counted, so the figure is a floor. The streaming-memory test is
+# left out: coverage's tracer allocates per line, which tracemalloc counts against the download's bound.
 coverage: $(STAMP)
 	$(BIN)/python -m coverage run --source=airflow_provider_odc --omit='*/emulator/*' -m pytest -q -p no:cacheprovider \
 		-m "not scheduler and not fleet" tests/unit tests/hook tests/faults tests/lifecycle tests/dags_run \
-		tests/access tests/assets tests/code_scan tests/governance tests/mobile tests/pacing tests/poller tests/promotion
+		tests/access tests/assets tests/code_scan tests/governance tests/mobile tests/pacing tests/poller tests/promotion \
+		--deselect tests/code_scan/test_generated_code.py::test_a_large_archive_streams_in_chunks_without_growing_memory
 	$(BIN)/python -m coverage report --skip-empty
 
 lint: $(STAMP)
