@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import requests
+
     from airflow_provider_odc.settings import OdcConnectionSettings
 
 
@@ -17,6 +19,17 @@ class HookCore(Protocol):
 
     @property
     def log(self) -> Any: ...
+
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> requests.Response: ...
 
     def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
 

@@ -8,31 +8,14 @@ rendered field can show it; the typed results' ``summary()`` never holds one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from airflow_provider_odc.api import asset_configurations as configs
 from airflow_provider_odc.api.asset_configurations import AssetConfiguration, AssetScope, ConfigValue, ResolvedPatch
 from airflow_provider_odc.compat import mask_secret
 
 if TYPE_CHECKING:
-    import requests
-
-
-class _Calls(Protocol):
-    """What this mixin needs of ``OdcHook``."""
-
-    def request(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> requests.Response: ...
-
-    def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
+    from airflow_provider_odc.hooks._mixin import HookCore
 
 
 class OdcConfigurationsMixin:
@@ -41,7 +24,7 @@ class OdcConfigurationsMixin:
     configuration)."""
 
     def get_asset_configuration(
-        self: _Calls,
+        self: HookCore,
         asset_key: str,
         stage_key: str,
         *,
@@ -58,13 +41,13 @@ class OdcConfigurationsMixin:
         return configuration
 
     def patch_asset_configuration(
-        self: _Calls, asset_key: str, stage_key: str, patch: ResolvedPatch, *, scope: AssetScope = "applications"
+        self: HookCore, asset_key: str, stage_key: str, patch: ResolvedPatch, *, scope: AssetScope = "applications"
     ) -> None:
         """Send a resolved patch (``api.asset_configurations.resolve_patch``): its values become pending until
         the next Deploy or ApplyConfigs. Only the given values change."""
         self.request("PATCH", configs.patch_path(scope, stage_key, asset_key), json=patch.body)
 
-    def get_default_system_configurations(self: _Calls, stage_key: str) -> list[ConfigValue]:
+    def get_default_system_configurations(self: HookCore, stage_key: str) -> list[ConfigValue]:
         """A stage's default system configurations (what every app there inherits unless it overrides)."""
         body = self.request_json("GET", configs.default_system_configurations_path(stage_key))
         values = list(configs.values_of(body.get("systemConfigurations") if isinstance(body, dict) else None))
@@ -72,7 +55,9 @@ class OdcConfigurationsMixin:
             mask_secret(secret)
         return values
 
-    def patch_default_system_configurations(self: _Calls, stage_key: str, changes: Mapping[str, str]) -> ResolvedPatch:
+    def patch_default_system_configurations(
+        self: HookCore, stage_key: str, changes: Mapping[str, str]
+    ) -> ResolvedPatch:
         """Change a stage's default system configurations by name or key; returns what was sent (names only
         in ``changed``). Unknown names are an OdcError listing the known ones, before anything is sent."""
         current = OdcConfigurationsMixin.get_default_system_configurations(self, stage_key)

@@ -7,35 +7,14 @@ whose answer was lost cannot be found again; starting another is harmless (an an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_odc.api import assets
 from airflow_provider_odc.api import dependency_management as dependencies
 from airflow_provider_odc.exceptions import OdcApiError, OdcError
 
 if TYPE_CHECKING:
-    import requests
-
-
-class _Calls(Protocol):
-    """What this mixin needs of ``OdcHook``."""
-
-    @property
-    def log(self) -> Any: ...
-
-    def request(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> requests.Response: ...
-
-    def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
+    from airflow_provider_odc.hooks._mixin import HookCore
 
 
 def _analysis_key(body: Any, what: str) -> str:
@@ -49,17 +28,17 @@ class OdcImpactMixin:
     """Typed calls for impact gates and clean-ups. Permissions: Release management > Deploy assets (deployment
     analysis), Asset management > Delete (deletion analysis and deleting an asset)."""
 
-    def start_deployment_analysis(self: _Calls, asset_key: str, revision: int, stage_key: str) -> str:
+    def start_deployment_analysis(self: HookCore, asset_key: str, revision: int, stage_key: str) -> str:
         """Ask ODC what deploying ``revision`` of an asset to a stage would break; returns the analysis key."""
         body = dependencies.deployment_analysis_body(asset_key, revision, stage_key)
         return _analysis_key(self.request_json("POST", dependencies.DEPLOYMENT_ANALYSES, json=body), "an analysis")
 
-    def start_deletion_analysis(self: _Calls, asset_key: str) -> str:
+    def start_deletion_analysis(self: HookCore, asset_key: str) -> str:
         """Ask ODC what deleting an asset would break (its consumers, stages, domains); returns the key."""
         body = dependencies.deletion_analysis_body(asset_key)
         return _analysis_key(self.request_json("POST", dependencies.DELETION_ANALYSES, json=body), "an analysis")
 
-    def delete_asset(self: _Calls, asset_key: str) -> bool:
+    def delete_asset(self: HookCore, asset_key: str) -> bool:
         """Delete an asset (irreversible: ODC removes it from every stage with its runtime data). Returns False
         when ODC no longer knows it (404): a retried DELETE whose first answer was lost, or deleted meanwhile."""
         try:
