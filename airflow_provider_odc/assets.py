@@ -27,6 +27,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from airflow.sdk import Asset, AssetAlias
 
+from airflow_provider_odc.asset_first_events import claim_first_events
 from airflow_provider_odc.exceptions import OdcError
 
 if TYPE_CHECKING:
@@ -218,13 +219,16 @@ def recall(context: Context) -> OdcEventSubject | None:
 
 def emit(context: Context, subject: OdcEventSubject) -> None:
     """Attach one Asset event per asset of ``subject`` to :data:`ODC_EVENTS_ALIAS`; Airflow records them when
-    the task succeeds. A hand-built context without ``outlet_events`` (a unit test calling ``execute``)
-    has nowhere to put them."""
+    the task succeeds. A new asset's first events go one task at a time (:mod:`.asset_first_events`).
+    A hand-built context without ``outlet_events`` (a unit test calling ``execute``) has nowhere to put them."""
     outlet_events = context.get("outlet_events")
     if outlet_events is None:
         return
+    targets = subject.assets()
+    # Airflow fails one of two tasks whose events create the same asset at once: elect one first sender.
+    claim_first_events([asset.uri for asset in targets])
     accessor = outlet_events[ODC_EVENTS_ALIAS]
-    for asset in subject.assets():
+    for asset in targets:
         accessor.add(asset, extra=subject.extra)
 
 

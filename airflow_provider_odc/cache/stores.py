@@ -67,6 +67,8 @@ class VariableTokenStore:
 def _description(key: str) -> str:
     if key.startswith("odc_rate_budget__"):  # airflow_provider_odc.pacing.ledger_key
         return "ODC rate-limit pacing ledger (airflow-provider-odc): send slots, no secret. Safe to delete."
+    if key.startswith("odc_asset_first_event__"):  # airflow_provider_odc.asset_first_events.lease_key
+        return "Elects the task sending an ODC Asset's first event (airflow-provider-odc): no secret. Safe to delete."
     return "Encrypted ODC access token cache (airflow-provider-odc). Safe to delete."
 
 
