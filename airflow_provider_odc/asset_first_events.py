@@ -12,8 +12,8 @@ event is already recorded on it (then the asset and its link exist and nothing c
 tasks elect one sender per asset with the same lease the token exchange uses, on a Variable named for the
 asset: the winner attaches its events at once and keeps the lease renewed while its process lives; the
 others wait until the winner's event is recorded, then attach theirs. A winner that dies is replaced once
-the lease goes stale (20 s). Where the task SDK cannot answer (outside a task, or Airflow 3.0, whose comms
-have no ``send``), nothing is coordinated, as before.
+the lease goes stale (20 s). Where the task SDK cannot answer (outside a task), nothing is coordinated.
+Airflow 3.0's request has no ``limit`` (pydantic drops it): the check then reads the asset's whole history.
 """
 
 from __future__ import annotations
@@ -57,7 +57,11 @@ def recorded(uri: str) -> bool | None:
     if send is None:
         return None
     try:
-        reply: Any = send(GetAssetEventByAsset(name=uri, uri=uri, limit=RECENT_EVENTS, ascending=False))
+        request = GetAssetEventByAsset(name=uri, uri=uri, limit=RECENT_EVENTS, ascending=False)
+    except ValueError:  # an Airflow whose request has no such fields
+        return None
+    try:
+        reply: Any = send(request)
     except Exception as exc:  # the API server is briefly unreachable: coordinate, as for a new asset
         log.debug("Could not read the events of %s (%s).", uri, type(exc).__name__)
         return False
