@@ -10,9 +10,11 @@ stage that the shared poller wakes on the same tick hit this on their first run.
 So before attaching events, :func:`claim_first_events` asks Airflow, per asset, whether an ODC operator's
 event is already recorded on it (then the asset and its link exist and nothing can collide). If not, the
 tasks elect one sender per asset with the same lease the token exchange uses, on a Variable named for the
-asset: the winner attaches its events at once and keeps the lease renewed while its process lives; the
-others wait until the winner's event is recorded, then attach theirs. A winner that dies is replaced once
-the lease goes stale (20 s). Where the task SDK cannot answer (outside a task), nothing is coordinated.
+asset: the winner attaches its events at once; the others wait until the winner's event is recorded
+(about a second after it returns), then attach theirs. The winner does not renew its lease (no thread of
+ours may outlive the task's own use of Airflow's comms: under ``dag.test()`` the next task shares them),
+so a winner whose success is never recorded is replaced once the lease goes stale (20 s).
+Where the task SDK cannot answer (outside a task), nothing is coordinated.
 Airflow 3.0's request has no ``limit`` (pydantic drops it): the check then reads the asset's whole history.
 """
 
@@ -29,9 +31,6 @@ from airflow_provider_odc.cache.stores import VariableTokenStore
 log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "odc_asset_first_event__"
-#: How long a winner keeps its lease renewed after it attached its events: its task's success is
-#: recorded well within this (its process ends then, and the renewals with it).
-HOLD_SECONDS = 30.0
 #: Recent events read per check: a watcher's events (no source task) may be the latest ones.
 RECENT_EVENTS = 5
 
@@ -73,25 +72,27 @@ def recorded(uri: str) -> bool | None:
     )
 
 
-def claim_first_events(uris: list[str]) -> list[ExchangeLease]:
+def claim_first_events(uris: list[str]) -> list[str]:
     """Return once this task may attach events on every one of ``uris`` without a collision.
 
     Takes the assets in the order given (every task takes them in the same order: no deadlock). Returns
-    the leases this task won; they renew themselves until the process ends (never release them early:
+    the URIs this task was elected to send first on; their leases stay held, unrenewed (never released:
     a waiter would then attach before this task's success, and its first event, is recorded).
     """
-    won: list[ExchangeLease] = []
+    won: list[str] = []
     for uri in uris:
         if recorded(uri) is not False:
             continue
-        lease = ExchangeLease(VariableTokenStore(lease_key(uri)), ttl=HOLD_SECONDS)
+        lease = ExchangeLease(VariableTokenStore(lease_key(uri)), ttl=0.0)
         if lease.claim():
-            won.append(lease)
+            lease.stop_renewing()
+            won.append(uri)
             continue
         log.info("Another task is sending the first Airflow Asset event on %s; waiting for it to be recorded.", uri)
         _, took_over = lease.wait_for(_seen(uri))
         if took_over:
-            won.append(lease)
+            lease.stop_renewing()
+            won.append(uri)
     return won
 
 

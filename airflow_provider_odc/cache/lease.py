@@ -240,6 +240,16 @@ class ExchangeLease:
             holding.stop.set()  # a renewal in flight now rewrites `final` after it lands
         self.store.write(final)
 
+    def stop_renewing(self) -> None:
+        """Stop the renewal thread and leave the record held as it is: waiters judge it dead after ``stale``.
+
+        For a holder whose work ends outside this process's control (the first-event election: Airflow
+        records the event after the task returns), so no thread outlives the task's own use of Airflow.
+        """
+        holding, self._holding = self._holding, None
+        if holding is not None:
+            holding.stop.set()
+
     def cooldown_until(self) -> float:
         """Until when (on ``clock``) another worker's failed refresh asks everyone with a valid token to back off.
 
