@@ -1,9 +1,15 @@
 """A mass redeploy on a real Airflow stack: ``OdcDeployOperator`` mapped over many apps, paced by the ledger.
 
-Shared by the scheduler test (``tests/integration/test_mass_redeploy.py``, a small run that asserts counts)
-and ``benchmarks/pacing.py`` (60 apps, timed). The DAG (``tests/integration/dags/odc_mass_redeploy.py``)
-deploys the ``targets`` of its run conf over the ``odc_paced`` connection (``request_pacing: variable``);
-the emulator keeps ODC's documented limits and sends no Retry-After.
+Shared by the scheduler tests (``tests/integration/test_mass_redeploy.py``, small runs that assert counts)
+and ``benchmarks/pacing.py`` (timed). Two DAGs in ``tests/integration/dags``, both paced
+(``request_pacing: variable``) against an emulator that keeps ODC's documented limits and sends no
+Retry-After:
+
+- ``odc_mass_redeploy`` deploys the ``targets`` of its run conf over the ``odc_paced`` connection;
+- ``odc_mass_promotion`` runs ``OdcPromotionPlanOperator`` over a whole stage and maps ``OdcDeployOperator``
+  over its plan, over the ``odc_promotion`` connection (``promotion_connection``), which points at an
+  emulator of its own, seeded with more assets than the default 25 so that more than one window's 10 POSTs
+  are planned: Development -> QA with the missing ones plans 18 deploys on 40 assets, 67 on 140.
 
 The floor. A deploy task sends, in order (measured on the emulator): ``GET /assets?nameContains=``,
 ``GET /environments``, ``GET /assets/{key}/latest-revision``, ``GET /build-operations`` and
@@ -31,6 +37,8 @@ from .stack import AirflowStack
 
 DAG_ID = "odc_mass_redeploy"
 CONN_ID = "odc_paced"
+PROMOTION_DAG_ID = "odc_mass_promotion"
+PROMOTION_CONN_ID = "odc_promotion"
 PACED_EXTRA = {"request_pacing": "variable"}
 DEPLOYMENTS = "/api/deployments/v1/deployment-operations"
 POST_ROUTE = f"POST {DEPLOYMENTS}"
@@ -86,10 +94,16 @@ def floor_seconds(stats: dict[str, Any]) -> float:
     )
 
 
-def ledger_slots(stack: AirflowStack, limit: str = POST_ROUTE) -> dict[str, int] | None:
+def promotion_connection(connection: dict[str, Any]) -> dict[str, Any]:
+    """The ``odc_promotion`` connection (as ``AIRFLOW_CONN_ODC_PROMOTION`` JSON fields) for an emulator's
+    ``connection_dict()``: the same portal and client, paced."""
+    return {**connection, "extra": PACED_EXTRA}
+
+
+def ledger_slots(stack: AirflowStack, conn_id: str = CONN_ID, limit: str = POST_ROUTE) -> dict[str, int] | None:
     """How many slots the connection's ledger of ``limit`` holds now, as the api-server serves the Variable
     (None: no such Variable, the tasks did not pace)."""
-    response = stack.rest("GET", f"/api/v2/variables/{quote(ledger_key(CONN_ID, limit), safe='')}")
+    response = stack.rest("GET", f"/api/v2/variables/{quote(ledger_key(conn_id, limit), safe='')}")
     if response.status_code == 404:
         return None
     response.raise_for_status()
@@ -101,21 +115,39 @@ def run_mass_redeploy(
     stack: AirflowStack, inventory: dict[str, Any], stats: Callable[[], dict[str, Any]], count: int
 ) -> dict[str, Any]:
     """Trigger the mass redeploy (on an emulator with fresh counters), wait for it, return what was counted."""
-    pairs = targets(inventory, count)
+    result = _measured_run(stack, DAG_ID, {"targets": targets(inventory, count)}, stats, CONN_ID)
+    return {**result, "deploys": count}
+
+
+def run_promotion(
+    stack: AirflowStack, stats: Callable[[], dict[str, Any]], source: str = "Development", target: str = "QA"
+) -> dict[str, Any]:
+    """Trigger the promotion of ``source`` to ``target`` (with the assets ``target`` lacks), wait for it,
+    return what was counted; ``deploys`` is the number of deploys the plan task planned."""
+    conf = {"source_stage": source, "target_stage": target}
+    result = _measured_run(stack, PROMOTION_DAG_ID, conf, stats, PROMOTION_CONN_ID)
+    plan = stack.xcom_values(PROMOTION_DAG_ID, result["run_id"]).get("plan") or []
+    return {**result, "deploys": len(plan), "planned_assets": sorted(str(kwargs["asset"]) for kwargs in plan)}
+
+
+def _measured_run(
+    stack: AirflowStack, dag_id: str, conf: dict[str, Any], stats: Callable[[], dict[str, Any]], conn_id: str
+) -> dict[str, Any]:
+    """Trigger ``dag_id``, wait for it and count what its ``deploy`` tasks did and the emulator accepted."""
     triggered = time.monotonic()
-    run_id = stack.trigger_dag(DAG_ID, conf={"targets": pairs}, timeout=RUN_TIMEOUT)
-    run = stack.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT)
+    run_id = stack.trigger_dag(dag_id, conf=conf, timeout=RUN_TIMEOUT)
+    run = stack.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
     wall = time.monotonic() - triggered
     counted = stats()
-    instances = [ti for ti in stack.task_instances(DAG_ID, run_id) if ti["task_id"] == "deploy"]
-    keys = stack.xcom_values(DAG_ID, run_id).get("deploy") or []
+    instances = [ti for ti in stack.task_instances(dag_id, run_id) if ti["task_id"] == "deploy"]
+    keys = stack.xcom_values(dag_id, run_id).get("deploy") or []
     posts = counted["api_calls"].get(POST_ROUTE, 0)
     refused = counted["rate_limited_calls"].get(POST_ROUTE, 0)
     floor = floor_seconds(counted)
     return {
         "run_id": run_id,
         "state": run["state"],
-        "deploys": count,
+        "deploy_tasks": len(instances),
         "tasks_succeeded": sum(ti["state"] == "success" for ti in instances),
         "max_try_number": max((ti["try_number"] for ti in instances), default=0),
         "posts_sent": posts,
@@ -127,7 +159,7 @@ def run_mass_redeploy(
         "deployments_started": counted["operations_started"]["deploy"],
         "distinct_operations": len({key for key in keys if key}),
         "accepted_by_limit": dict(accepted_by_limit(counted)),
-        "ledger_slots_at_the_end": ledger_slots(stack),
+        "ledger_slots_at_the_end": ledger_slots(stack, conn_id),
         "wall_s": round(wall, 1),
         "floor_s": floor,
         "ratio": round(wall / floor, 3) if floor else None,

@@ -3,7 +3,9 @@
 ``stage_matrix`` reports which revision runs where; ``plan`` lists the assets to promote (the build that
 runs on the source stage, so Production gets exactly what QA tested); ``promote`` maps one
 ``OdcDeployOperator`` per asset. Each deploy POSTs once and the client waits out ODC's 429s (10 deployment
-POSTs a minute); ``max_active_tis_per_dagrun`` keeps the burst small. ``dry_run`` only logs the plan.
+POSTs a minute); ``max_active_tis_per_dagrun`` keeps the burst small. For a stage of more than a few dozen
+apps, set ``request_pacing: variable`` on the connection so that the deploys wait for their turn instead of
+collecting 429s (README, "Pacing a mass redeploy"). ``dry_run`` only logs the plan.
 
 Trigger it with ``{"source_stage": "QA", "target_stage": "Production", "dry_run": false}``.
 """
