@@ -64,12 +64,22 @@ class VariableTokenStore:
         return True
 
 
+#: What each kind of Variable the provider shares between tasks holds, by key prefix; the rest are token caches.
+_KINDS = (
+    ("odc_cache_lease__", "ODC token-exchange lease", "which task fetches the next token, no secret"),  # lease
+    ("odc_rate_budget__", "ODC rate-limit pacing ledger", "send slots, no secret"),  # pacing.ledger_key
+    ("odc_asset_first_event__", "ODC first-Asset-event election", "a lease, no secret"),  # asset_first_events
+)
+_TOKEN_CACHE = ("", "ODC access token cache", "the token, encrypted")
+
+
+def _kind(key: str) -> tuple[str, str, str]:
+    return next((kind for kind in _KINDS if key.startswith(kind[0])), _TOKEN_CACHE)
+
+
 def _description(key: str) -> str:
-    if key.startswith("odc_rate_budget__"):  # airflow_provider_odc.pacing.ledger_key
-        return "ODC rate-limit pacing ledger (airflow-provider-odc): send slots, no secret. Safe to delete."
-    if key.startswith("odc_asset_first_event__"):  # airflow_provider_odc.asset_first_events.lease_key
-        return "Elects the task sending an ODC Asset's first event (airflow-provider-odc): no secret. Safe to delete."
-    return "Encrypted ODC access token cache (airflow-provider-odc). Safe to delete."
+    _, name, holds = _kind(key)
+    return f"{name} (airflow-provider-odc): {holds}. Safe to delete."
 
 
 def _warn_once(key: str, action: str, exc: BaseException) -> None:
@@ -78,9 +88,10 @@ def _warn_once(key: str, action: str, exc: BaseException) -> None:
         return
     _warned.add((key, action))
     log.warning(
-        "Could not %s the ODC token cache Variable %s (%s); carrying on with this process's own token. "
+        "Could not %s the %s Variable %s (%s); this process carries on without what other tasks share there. "
         "Outside a running task (e.g. the connection Test button) this is expected.",
         action,
+        _kind(key)[1],
         key,
         type(exc).__name__,
     )

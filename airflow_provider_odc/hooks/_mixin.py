@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_odc.retries import RetryPolicy
     from airflow_provider_odc.settings import OdcConnectionSettings
 
 
@@ -16,6 +17,9 @@ class HookCore(Protocol):
 
     @property
     def settings(self) -> OdcConnectionSettings: ...
+
+    @property
+    def retry_policy(self) -> RetryPolicy: ...
 
     @property
     def log(self) -> Any: ...

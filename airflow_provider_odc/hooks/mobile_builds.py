@@ -25,54 +25,33 @@ from airflow_provider_odc.exceptions import OdcError
 from airflow_provider_odc.presigned import Transferred, download, hold
 
 if TYPE_CHECKING:
-    import requests
-
-    from airflow_provider_odc.retries import RetryPolicy
-    from airflow_provider_odc.settings import OdcConnectionSettings
+    from airflow_provider_odc.hooks._mixin import HookCore
 
 
 class MobileBuildsHookMixin:
-    """Mixed into ``OdcHook`` (it provides ``request``, ``request_json`` and ``settings``)."""
-
-    odc_conn_id: str
-
-    if TYPE_CHECKING:
-
-        @property
-        def settings(self) -> OdcConnectionSettings: ...
-
-        @property
-        def retry_policy(self) -> RetryPolicy: ...
-
-        def request(
-            self,
-            method: str,
-            endpoint: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            headers: Mapping[str, str] | None = None,
-            timeout: float | None = None,
-        ) -> requests.Response: ...
-
-        def request_json(self, method: str, endpoint: str, **kwargs: Any) -> Any: ...
+    """Mixed into ``OdcHook``; what it uses of the hook is ``HookCore``."""
 
     def suggest_mobile_versions(
-        self, stage_key: str, app_key: str, platform: MobilePlatform | None = None
+        self: HookCore, stage_key: str, app_key: str, platform: MobilePlatform | None = None
     ) -> dict[MobilePlatform, VersionSuggestion]:
         """ODC's version number and code for the next native build of an app on a stage (no platform: both)."""
         body = native_builds.suggestions_body(stage_key, app_key, platform)
         return native_builds.suggestions_of(self.request_json("POST", native_builds.VERSION_SUGGESTIONS, json=body))
 
     def validate_native_build(
-        self, stage_key: str, app_key: str, build_key: str, revision: int, platform: MobilePlatform | None = None
+        self: HookCore,
+        stage_key: str,
+        app_key: str,
+        build_key: str,
+        revision: int,
+        platform: MobilePlatform | None = None,
     ) -> dict[MobilePlatform, str]:
         """Per platform: ``NativeBuildNeeded``, ``NativeBuildNotNeeded`` or ``MissingConfiguration``."""
         body = native_builds.validation_body(stage_key, app_key, build_key, revision, platform)
         return native_builds.validation_of(self.request_json("POST", native_builds.VALIDATION, json=body))
 
     def start_native_build(
-        self,
+        self: HookCore,
         stage_key: str,
         app_key: str,
         build_key: str,
@@ -95,14 +74,14 @@ class MobileBuildsHookMixin:
         )
         return _masked(NativeBuild.from_json(self.request_json("POST", native_builds.NATIVE_BUILDS, json=body)))
 
-    def get_native_build(self, key: str, stage_key: str, app_key: str) -> NativeBuild:
+    def get_native_build(self: HookCore, key: str, stage_key: str, app_key: str) -> NativeBuild:
         """A native build operation; its pre-signed ``links`` are masked before this returns."""
         params = native_builds.scope_params(stage_key, app_key)
         return _masked(
             NativeBuild.from_json(self.request_json("GET", native_builds.NATIVE_BUILD.path(key), params=params))
         )
 
-    def download_native_artifact(self, build: NativeBuild, link: str, target: Any) -> Transferred:
+    def download_native_artifact(self: HookCore, build: NativeBuild, link: str, target: Any) -> Transferred:
         """Stream one of a finished build's artifacts (``appBinaryDownloadUrl`` ...) to a local path or an
         ``ObjectStoragePath``, without our token; returns its size and SHA-256."""
         url = build.links.get(link)
@@ -121,13 +100,15 @@ class MobileBuildsHookMixin:
             retry=self.retry_policy,
         )
 
-    def get_mobile_configuration(self, stage_key: str, app_key: str, platform: MobilePlatform) -> MobileConfiguration:
+    def get_mobile_configuration(
+        self: HookCore, stage_key: str, app_key: str, platform: MobilePlatform
+    ) -> MobileConfiguration:
         """The platform's build configuration of an app on a stage (secrets: only whether they are set)."""
         path = native_builds.configuration_path(stage_key, app_key, platform)
         return MobileConfiguration.from_json(platform, self.request_json("GET", path))
 
     def patch_mobile_configuration(
-        self, stage_key: str, app_key: str, platform: MobilePlatform, values: Mapping[str, str | None]
+        self: HookCore, stage_key: str, app_key: str, platform: MobilePlatform, values: Mapping[str, str | None]
     ) -> None:
         """Change only the given fields of a build configuration; signing material among them is masked
         first. Unknown field names are a ValueError naming the allowed ones (nothing is sent)."""

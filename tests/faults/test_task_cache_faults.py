@@ -96,7 +96,8 @@ def test_task_whose_variable_set_raises(
     assert run.state == "success"
     # dag.test() runs both tasks in one process: the second one reuses the in-memory token.
     assert (stats["token_requests"], stats["token_exchanges"], stats["api_calls_total"]) == (1, 1, 2)
-    warnings = [r.getMessage() for r in caplog.records if "Could not write the ODC token cache" in r.getMessage()]
+    warning = "Could not write the ODC access token cache"
+    warnings = [r.getMessage() for r in caplog.records if warning in r.getMessage()]
     assert sum(f"Variable {KEY} " in message for message in warnings) == 1, warnings
     assert stored_variable() is None
 

@@ -161,7 +161,8 @@ def test_variable_set_raises(
     matrix.record("ok (memory token, one warning)", stats)
     assert (stats["token_requests"], stats["token_exchanges"], stats["api_calls_total"]) == (1, 1, 2)
     assert KEY in attempts
-    warnings = [r.getMessage() for r in caplog.records if "Could not write the ODC token cache" in r.getMessage()]
+    warning = "Could not write the ODC access token cache"
+    warnings = [r.getMessage() for r in caplog.records if warning in r.getMessage()]
     about_the_token = [message for message in warnings if f"Variable {KEY} " in message]
     assert len(about_the_token) == 1 and "RuntimeError" in about_the_token[0], warnings
     assert len(warnings) == len(set(warnings)), "at most one warning per Variable and process"

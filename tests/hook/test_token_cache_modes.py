@@ -151,7 +151,7 @@ def test_a_failing_variable_get_falls_back_to_an_exchange_and_warns_once(
         assert make_hook().request("GET", ENVIRONMENTS).status_code == 200
     assert KEY in reads, "the hook did go to the Variable"
     assert odc_emulator.stats()["token_exchanges"] == 2, "each cache fell back to its own exchange"
-    warnings = [r.getMessage() for r in caplog.records if "Could not read the ODC token cache" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "Could not read the ODC access token cache" in r.getMessage()]
     assert sum(f"Variable {KEY} " in message for message in warnings) == 1, warnings
     assert len(warnings) == len(set(warnings)), "one warning per Variable and process"
     assert all("RuntimeError" in message for message in warnings)
