@@ -10,6 +10,10 @@ api-server, scheduler, dag-processor, triggerer, PostgreSQL, Redis and the ODC e
   4 tasks per host call ODC every 10 s for 270 s, past its expiry. Goals: no 401 (nobody uses an expired
   token), the skewed host's first refresh is its only early one, and no two exchanges closer than the
   refresh period minus the skew (each due token is refreshed once fleet-wide, not once per host).
+- ``fleet_paced_redeploy``: ``OdcDeployOperator`` mapped over 60 apps on the paced connection
+  (``request_pacing: variable``), spread over both hosts, against ODC's documented limits (issue 12 §2 across
+  hosts; the emulator is seeded with 400 assets for 60 deployable built apps). Goals: every deploy once,
+  at most 10 % of the POSTs answered 429, at most 1.2x the floor (``devtools/mass_redeploy.py``).
 
 ``make bench-fleet`` then renders the README's fleet table from that file (``scripts/render_bench.py``).
 ``make test`` runs a smaller version of each (``tests/fleet``) that asserts the same counts.
@@ -34,15 +38,16 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import ALONE, add_section, finish, new_results  # noqa: E402
 from devtools.fleet.fleet import Fleet, install  # noqa: E402
-from devtools.fleet.scenarios import many_tasks, released_together, skewed_refresh  # noqa: E402
+from devtools.fleet.scenarios import many_tasks, paced_redeploy, released_together, skewed_refresh  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "fleet_results.json"
-SECTIONS = ("fleet_many_tasks", "fleet_released_together", "fleet_expiry_mid_run")
+SECTIONS = ("fleet_many_tasks", "fleet_released_together", "fleet_expiry_mid_run", "fleet_paced_redeploy")
 DAGS = ROOT / "tests" / "fleet" / "dags"
 TASKS = 100
 CONCURRENCY = 20  # per worker: 40 tasks at one instant on two hosts
 LIFETIME = 240
 EXPIRY_TASKS_PER_HOST, EXPIRY_CALLS, EXPIRY_INTERVAL = 4, 28, 10.0  # 8 x 28 calls in 270 s: inside 100 a minute
+PACED_DEPLOYS, ASSETS = 60, 400
 
 
 def goals(results: dict[str, Any]) -> list[str]:
@@ -61,6 +66,16 @@ def goals(results: dict[str, Any]) -> list[str]:
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     if expiry["unauthorized"] or not expiry["run_covers_expiry"] or any(gap < period - 5 for gap in gaps):
         missed.append("fleet_expiry_mid_run: no 401 and each due token refreshed once fleet-wide")
+    paced = sections["fleet_paced_redeploy"]
+    if not (
+        paced["tasks_succeeded"] == paced["posts_accepted"] == paced["distinct_operations"] == PACED_DEPLOYS
+        and paced["max_try_number"] == 1
+        and len(paced["hosts"]) == 2
+        and (paced["post_429_share"] or 0) <= 0.10
+        and paced["ratio"] is not None
+        and paced["ratio"] <= 1.2
+    ):
+        missed.append("fleet_paced_redeploy: 60 deploys once each on both hosts, at most 10% 429s, at most 1.2x")
     return missed
 
 
@@ -86,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": TASKS,
         "token_lifetime_s": LIFETIME,
         "expiry_run": {"tasks_per_host": EXPIRY_TASKS_PER_HOST, "calls": EXPIRY_CALLS, "interval_s": EXPIRY_INTERVAL},
+        "paced_deploys": PACED_DEPLOYS,
+        "assets": ASSETS,
     }
     results = new_results("make bench-fleet (benchmarks/fleet.py)", settings)
     started = time.monotonic()
@@ -101,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if pg.returncode != 0:
         print(pg.stderr, file=sys.stderr)
         return pg.returncode
-    fleet = Fleet(home, DAGS, pg.stdout.strip().splitlines()[-1], concurrency=CONCURRENCY)
+    fleet = Fleet(home, DAGS, pg.stdout.strip().splitlines()[-1], concurrency=CONCURRENCY, asset_count=ASSETS)
     try:
         fleet.start()
         results["settings"]["start_seconds"] = {phase: round(value, 1) for phase, value in fleet.timings.items()}
@@ -118,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                 interval=EXPIRY_INTERVAL,
             )
             add_section(results, "fleet_expiry_mid_run", expiry, load=ALONE)
+        if "fleet_paced_redeploy" in only:
+            add_section(results, "fleet_paced_redeploy", paced_redeploy(fleet, PACED_DEPLOYS), load=ALONE)
     finally:
         leftovers = fleet.stop()
         subprocess.run(["bash", str(script), "stop", str(pg_dir)], capture_output=True)

@@ -161,11 +161,25 @@ ROWS: dict[str, list[Row]] = {
         ("distinct_tokens", "a {lifetime} s token, calls past its expiry: distinct tokens used", "{}", ""),
         ("seconds", "a {lifetime} s token, calls past its expiry: wall time", "{:.1f} s", ""),
     ],
+    "fleet_paced_redeploy": [
+        ("hosts", "{deploys} paced deploys (`request_pacing: variable`), spread by Celery: tasks per host", "{}", ""),
+        ("tasks_succeeded", "{deploys} paced deploys: tasks succeeded", "{}", "all"),
+        ("max_try_number", "{deploys} paced deploys: highest try number", "{}", "1"),
+        ("posts_accepted", "{deploys} paced deploys: deployment POSTs accepted by ODC", "{}", "{deploys}"),
+        ("distinct_operations", "{deploys} paced deploys: distinct deployment operations", "{}", "{deploys}"),
+        ("posts_sent", "{deploys} paced deploys: deployment POSTs sent", "{}", ""),
+        ("posts_rate_limited", "{deploys} paced deploys: POSTs answered 429", "{}", ""),
+        ("post_429_share", "{deploys} paced deploys: share of the POSTs answered 429", "{:.1%}", "≤ 10 %"),
+        ("wall_s", "{deploys} paced deploys: wall time, trigger to end of run", "{:.1f} s", ""),
+        ("floor_s", "{deploys} paced deploys: the floor ODC's limits set", "{:.0f} s", ""),
+        ("ratio", "{deploys} paced deploys: wall time / floor", "{:.3f}", "≤ 1.2"),
+    ],
 }
 # Keys of a section that describe it (used in labels) rather than being figures of their own.
 PARAMETERS = {
     *("rounds", "calls_per_round", "tasks", "assets", "page_size", "deploy_seconds", "period_s", "waits"),
     *("lifetime", "skew"),  # the fleet's token lifetime and clock skew
+    "deploys",  # the paced fleet run's size
 }
 WAITS = {  # slot_waits["waits"] key -> row label
     "poke": "`OdcDeployOperator(deferrable=False)` (polls in the worker)",

@@ -30,6 +30,8 @@ from types import TracebackType
 from airflow_provider_odc.emulator.server import OdcEmulator
 from devtools.fleet.network import Host, TestNetwork
 from devtools.fleet.tls import make_server_certificate
+from devtools.mass_redeploy import CONN_ID as PACED_CONN_ID
+from devtools.mass_redeploy import PACED_EXTRA
 from devtools.stack import AirflowStack, AirflowStackError, die_with_parent, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +58,7 @@ class Fleet:
         workers: tuple[WorkerSpec, ...] = (WorkerSpec("w1"), WorkerSpec("w2", 90)),
         concurrency: int = 4,
         token_lifetime: int = 3600,
+        asset_count: int = 25,
         env: Mapping[str, str] | None = None,
         log_level: str = "INFO",
     ) -> None:
@@ -65,6 +68,7 @@ class Fleet:
         self.workers = workers
         self.concurrency = concurrency
         self.token_lifetime = token_lifetime
+        self.asset_count = asset_count
         self.extra_env = dict(env or {})
         self.log_level = log_level
         self.network = TestNetwork([worker.name for worker in workers])
@@ -94,17 +98,19 @@ class Fleet:
             self.emulator = OdcEmulator(
                 host=service,
                 token_lifetime=self.token_lifetime,
+                asset_count=self.asset_count,
                 ssl_certfile=str(certificate.certfile),
                 ssl_keyfile=str(certificate.keyfile),
             ).start()
-            connection = {
-                **self.emulator.connection_dict(),
-                "extra": json.dumps({"ca_bundle_path": str(certificate.ca_bundle)}),
-            }
+            trust = {"ca_bundle_path": str(certificate.ca_bundle)}
+            connection = {**self.emulator.connection_dict(), "extra": json.dumps(trust)}
+            paced = {**connection, "extra": json.dumps({**trust, **PACED_EXTRA})}
             broker = self._start_redis(service)
             self.timings["redis"] = time.monotonic() - t0
             env = {
                 "AIRFLOW_CONN_ODC_DEFAULT": json.dumps(connection),
+                # The same portal, paced through the shared ledger (tests/integration/dags/odc_mass_redeploy.py).
+                f"AIRFLOW_CONN_{PACED_CONN_ID.upper()}": json.dumps(paced),
                 "AIRFLOW__CELERY__BROKER_URL": f"{broker}/0",
                 # Redis, not the metadata DB: the workers' hosts cannot reach PostgreSQL, which stays on loopback.
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"{broker}/1",

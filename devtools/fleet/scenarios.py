@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from devtools.fleet.fleet import Fleet
+from devtools.mass_redeploy import DAG_ID as MASS_REDEPLOY
+from devtools.mass_redeploy import run_mass_redeploy
 from devtools.stack import AirflowStackError, empty_the_token_cache
 
 DAG_ID = "odc_fleet"
@@ -184,3 +186,17 @@ def skewed_refresh(
         "run_covers_expiry": calls * interval > lifetime,
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def paced_redeploy(fleet: Fleet, deploys: int) -> dict[str, Any]:
+    """``odc_mass_redeploy`` over ``deploys`` (app, stage) pairs on the paced connection, spread by Celery
+    over both hosts, against ODC's documented limits: ``run_mass_redeploy``'s counts plus the hosts."""
+    assert fleet.emulator is not None
+    fleet.emulator.reset()  # fresh counters and rate windows, the documented limits, no Retry-After
+    result = run_mass_redeploy(fleet.stack, fleet.emulator.inventory(), fleet.emulator.stats, deploys)
+    if result["state"] != "success":
+        raise AirflowStackError(
+            f"run {result['run_id']} ended {result['state']}\n{fleet.stack.explain(MASS_REDEPLOY, result['run_id'])}"
+        )
+    instances = fleet.stack.task_instances(MASS_REDEPLOY, result["run_id"])
+    return {**result, "hosts": dict(Counter(ti["hostname"] for ti in instances if ti["task_id"] == "deploy"))}

@@ -4,6 +4,9 @@ Two workers on hosts of their own (network namespaces), one with its clock 90 s 
 cache (an encrypted Variable, read and written through the api-server) must make one exchange serve
 every task on every host, and at most two when all tasks want a token at the same instant. The full
 sizes (100 and 40 tasks) run in ``make bench-fleet``.
+
+The pacing ledger (issue 12 §2) must hold across hosts too, not only across the worker processes of one:
+15 paced deploys spread over both hosts, one of them 90 s ahead, against ODC's documented limits.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from devtools.fleet.fleet import Fleet
-from devtools.fleet.scenarios import many_tasks, released_together, skewed_refresh
+from devtools.fleet.scenarios import many_tasks, paced_redeploy, released_together, skewed_refresh
 
 TASKS = 40
 #: Short enough to age within the test, long enough (half of it above the 90 s skew) that the skewed host
 #: sees a token it fetched itself as valid.
 LIFETIME = 240
+PACED_DEPLOYS = 15  # more than one window's 10 POSTs
 
 
 def test_tasks_on_both_hosts_share_one_token_exchange(fleet: Fleet) -> None:
@@ -60,3 +64,15 @@ def test_skewed_host_refreshes_a_due_token_once_and_nobody_uses_an_expired_one(f
     # Nobody presented an expired (or otherwise refused) token.
     assert figures["unauthorized"] == 0
     assert all(host["unauthorized"] == 0 for host in figures["by_host"].values())
+
+
+def test_paced_deploys_on_both_hosts_share_one_budget(fleet: Fleet) -> None:
+    result = paced_redeploy(fleet, PACED_DEPLOYS)
+    print(f"\nfleet, paced deploys: {result}")
+    assert set(result["hosts"]) == {worker.name for worker in fleet.workers}, result["hosts"]  # one 90 s ahead
+    assert result["tasks_succeeded"] == PACED_DEPLOYS and result["max_try_number"] == 1, result
+    assert result["posts_accepted"] == result["deployments_started"] == result["distinct_operations"] == PACED_DEPLOYS
+    assert result["posts_sent"] == PACED_DEPLOYS + result["posts_rate_limited"], result
+    assert result["posts_rate_limited"] <= PACED_DEPLOYS // 10, result  # at most 10 %
+    assert result["ledger_slots_at_the_end"], "no ledger in the Variables: the tasks did not pace"
+    assert result["floor_s"] == 60.0, result

@@ -1,0 +1,1 @@
+../../integration/dags/odc_mass_redeploy.py
