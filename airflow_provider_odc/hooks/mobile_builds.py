@@ -10,7 +10,7 @@ their ``repr`` and their ``summary``/``as_dict``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_odc.api import native_builds
 from airflow_provider_odc.api.native_builds import (
@@ -22,10 +22,8 @@ from airflow_provider_odc.api.native_builds import (
 )
 from airflow_provider_odc.compat import mask_secret
 from airflow_provider_odc.exceptions import OdcError
+from airflow_provider_odc.hooks._mixin import HookCore  # at run time too: autodoc resolves the annotations
 from airflow_provider_odc.presigned import Transferred, download, hold
-
-if TYPE_CHECKING:
-    from airflow_provider_odc.hooks._mixin import HookCore
 
 
 class MobileBuildsHookMixin:
