@@ -17,6 +17,7 @@ import configparser
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -563,6 +564,24 @@ class AirflowStack:
         raise AirflowStackError(
             f"{dag_id}/{run_id} task {task_id} never reached {state!r} (last {seen!r})\n{self.explain(dag_id, run_id)}"
         )
+
+    def wait_for_deferral_processed(self, dag_id: str, run_id: str, task_id: str, timeout: float = 120) -> None:
+        """Wait until the scheduler has handled the executor's event for the process that deferred.
+
+        Until then, letting ODC finish races Airflow itself: a trigger that fires at once resumes the task,
+        and the late "process ended" event of the deferring process then finds it queued or running and fails
+        it ("state changed externally"; apache/airflow#66374, #72716). The scheduler logs the handled event as
+        ``TaskInstance Finished: ... state=deferred``."""
+        wanted = re.compile(
+            rf"TaskInstance Finished: dag_id={re.escape(dag_id)}, task_id={re.escape(task_id)}, "
+            rf"run_id={re.escape(run_id)},.*state=deferred,"
+        )
+        log = self.components_dir / "scheduler.log"
+        deadline = time.monotonic() + timeout
+        while not (log.is_file() and wanted.search(log.read_text(encoding="utf-8", errors="replace"))):
+            if time.monotonic() > deadline:
+                raise AirflowStackError(f"the scheduler never handled the deferral of {dag_id}/{run_id}/{task_id}")
+            time.sleep(0.2)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Task instances of one run as REST JSON (``task_id``, ``map_index``, ``state``, ``pid``, ...)."""

@@ -34,6 +34,7 @@ def test_the_gate_and_the_export_defer_and_leave_no_download_url(
     run_id = stack.trigger_dag(DAG_ID, conf={"asset": app["name"], "destination": f"file://{tmp_path}"})
     stack.wait_for_task_state(DAG_ID, run_id, "quality_gate", "deferred")
     trigger_rows = list(database_cells(db_path, fernet, tables={"trigger", "task_instance"}))
+    stack.wait_for_deferral_processed(DAG_ID, run_id, "quality_gate")
     odc_emulator.advance(3600)
     odc_emulator.configure(operation_duration=0.5)  # the packaging that follows: short, still deferred
     run = stack.wait_for_run(DAG_ID, run_id)

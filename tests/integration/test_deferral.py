@@ -35,6 +35,7 @@ def test_defer_resume_cycle_needs_no_token_exchange(airflow_stack: AirflowStack,
         (classpath,) = db.execute("SELECT classpath FROM trigger WHERE id = ?", (trigger_id,)).fetchone()
     assert (next_method, classpath) == ("execute_complete", TRIGGER)
 
+    airflow_stack.wait_for_deferral_processed(DAG_ID, run_id, "build")
     odc_emulator.advance(3600)  # the build finishes; the trigger sees it on its next poll
     run = airflow_stack.wait_for_run(DAG_ID, run_id)
     assert run["state"] == "success", airflow_stack.explain(DAG_ID, run_id)

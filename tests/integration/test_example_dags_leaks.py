@@ -61,6 +61,7 @@ def test_example_dags_leave_no_token_or_secret(airflow_stack_examples: AirflowSt
     release_id = stack.trigger_dag(RELEASE, conf={"asset": app["name"]})
     stack.wait_for_task_state(RELEASE, release_id, "build", "deferred")
     trigger_rows = list(database_cells(db_path, fernet, tables={"trigger", "task_instance"}))
+    stack.wait_for_deferral_processed(RELEASE, release_id, "build")
     odc_emulator.advance(3600)
     release = stack.wait_for_run(RELEASE, release_id)
     assert release["state"] == "success", stack.explain(RELEASE, release_id)

@@ -7,9 +7,7 @@ The analysis and the ApplyConfigs each take an hour on the emulator's clock, so 
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -35,24 +33,7 @@ def deferred_on_our_trigger(stack: AirflowStack, run_id: str, task_id: str) -> N
             (DAG_ID, run_id, task_id),
         ).fetchone()
     assert next_method == "execute_complete"
-    deferral_processed(stack, run_id, task_id)
-
-
-def deferral_processed(stack: AirflowStack, run_id: str, task_id: str, timeout: float = 120) -> None:
-    """Wait until the scheduler has handled the executor's event for the process that deferred.
-
-    Until then, letting ODC finish races Airflow itself: a trigger that fires at once resumes the task,
-    and the late "process ended" event for the deferring process then finds it running and fails it
-    ("state changed externally"). The scheduler logs the handled event as ``TaskInstance Finished: ...
-    state=deferred``."""
-    wanted = re.compile(
-        rf"TaskInstance Finished: dag_id={DAG_ID}, task_id={task_id}, run_id={re.escape(run_id)},.*state=deferred,"
-    )
-    log = stack.home / "components" / "scheduler.log"
-    deadline = time.monotonic() + timeout
-    while not (log.is_file() and wanted.search(log.read_text(encoding="utf-8", errors="replace"))):
-        assert time.monotonic() < deadline, f"the scheduler never handled the deferral of {task_id}"
-        time.sleep(0.2)
+    stack.wait_for_deferral_processed(DAG_ID, run_id, task_id)
 
 
 def test_impact_gate_defers_to_the_triggerer_and_the_secret_stays_put(
